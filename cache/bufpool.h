@@ -1,0 +1,31 @@
+/*
+ * bufpool.h — the client's memory budget for data buffers (DESIGN.md §6).
+ *
+ * Dirty chunk buffers, uploads in flight and prefetch buffers all draw from
+ * one budget of max bytes. bufpool_acquire blocks while granting n bytes
+ * would exceed the budget (backpressure: writers wait, memory does not
+ * grow); bufpool_try_acquire never blocks (prefetch uses it and simply
+ * skips work when the budget is used). A request larger than the whole
+ * budget is granted when nothing else is outstanding, so it cannot
+ * deadlock. Thread-safe.
+ */
+#ifndef CAIRN_BUFPOOL_H
+#define CAIRN_BUFPOOL_H
+
+#include <stdint.h>
+
+typedef struct bufpool bufpool;
+
+bufpool *bufpool_new(uint64_t max);
+void bufpool_free(bufpool *p);
+void bufpool_acquire(bufpool *p, uint64_t n);
+/* 1 if granted, 0 if it would exceed the budget. */
+int bufpool_try_acquire(bufpool *p, uint64_t n);
+/* Wait at most timeout_ms; 1 if granted, 0 on timeout. */
+int bufpool_acquire_timeout(bufpool *p, uint64_t n, int timeout_ms);
+void bufpool_release(bufpool *p, uint64_t n);
+uint64_t bufpool_used(bufpool *p);
+uint64_t bufpool_peak(bufpool *p);
+uint64_t bufpool_max(bufpool *p);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * cbuf.h — reference-counted chunk buffers.
+ *
+ * A cbuf holds the bytes of one chunk (or a dirty chunk being built). It is
+ * shared between the chunk cache, readers and uploaders by reference count:
+ * cbuf_new returns a buffer with one reference; cbuf_ref adds one;
+ * cbuf_unref drops one and frees at zero. Refcounting is atomic, so any
+ * thread may ref/unref; the bytes themselves are immutable once a cbuf is
+ * shared (the writer that created it fills it before publishing it).
+ * cbuf_new returns NULL when cap exceeds CBUF_MAX or malloc fails (sizes
+ * come from the chunk size, checked at mount).
+ */
+#ifndef CAIRN_CBUF_H
+#define CAIRN_CBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CBUF_MAX (256u << 20)
+
+typedef struct cbuf {
+    int refs;           /* atomic via __atomic builtins */
+    size_t len;         /* bytes valid */
+    size_t cap;         /* bytes allocated in data */
+    uint8_t *data;
+} cbuf;
+
+cbuf *cbuf_new(size_t cap);
+cbuf *cbuf_ref(cbuf *b);
+void cbuf_unref(cbuf *b);
+
+#endif
