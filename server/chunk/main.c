@@ -1,0 +1,265 @@
+/*
+ * cairn-chunkd — the chunk server (DESIGN.md §4, §5, §7).
+ *
+ * Thread model (CONVENTIONS.md 10):
+ *   - main thread: parses options, opens the store (scan of the chunk tree),
+ *     starts httpd and the registration thread, writes --addr-file, then
+ *     blocks in sigwait() for SIGTERM/SIGINT. SIGTERM/SIGINT are blocked
+ *     before any thread exists, so only sigwait ever receives them. On a
+ *     signal it stops httpd (waits for handlers in progress), stops the
+ *     registration thread, frees everything and exits 0.
+ *   - httpd threads (libmicrohttpd, one per connection): run the handlers
+ *     of api.c. They block on disk I/O (reads, writes, fsync of chunk files
+ *     and directories) and nothing else; the only locks they take are the
+ *     store's per-id stripes, never held across fsync or payload I/O.
+ *   - registration thread (reg.c): blocks on HTTP calls to metad (bounded by
+ *     REG_HTTP_TIMEOUT_MS) and on its condition variable between calls.
+ * Lock order: there is no nesting; each lock (a store stripe, the
+ * registration thread's stop lock) is taken alone.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/httpd.h"
+#include "common/log.h"
+#include "common/opts.h"
+#include "common/util.h"
+#include "server/chunk/api.h"
+#include "server/chunk/reg.h"
+#include "server/chunk/store.h"
+
+static struct {
+    char *data;
+    char *listen;
+    char *advertise;
+    char *meta;
+    char *addr_file;
+    char *log_file;
+    uint64_t capacity;
+    uint64_t hb_interval_ms;
+    uint64_t max_chunk;
+    uint64_t max_inflight;
+    int64_t compress_level;
+    int64_t max_connections;
+    enum log_level log_level;
+} cfg;
+
+static const opt_def chunkd_opts[] = {
+    {"data", 'd', OPT_STR, &cfg.data, NULL, "DIR",
+     "data directory holding the chunk files (required)", 0, 0},
+    {"listen", 'l', OPT_STR, &cfg.listen, "127.0.0.1:7420", "HOST:PORT",
+     "address to serve HTTP on; port 0 picks a free port", 0, 0},
+    {"advertise", 0, OPT_STR, &cfg.advertise, NULL, "HOST:PORT",
+     "address registered with metad (default: the listen address)", 0, 0},
+    {"meta", 'm', OPT_STR, &cfg.meta, NULL, "HOST:PORT",
+     "cairn-metad to register with; without it the server runs standalone", 0, 0},
+    {"addr-file", 0, OPT_STR, &cfg.addr_file, NULL, "FILE",
+     "write HOST:PORT here (atomically) once the server accepts connections", 0, 0},
+    {"capacity", 0, OPT_SIZE, &cfg.capacity, "0", "SIZE",
+     "bytes offered to the cluster; 0 = size of the data file system", 0, 0},
+    {"heartbeat-interval", 0, OPT_MS, &cfg.hb_interval_ms, "2s", "DURATION",
+     "time between heartbeats to metad", 100, 3600000},
+    {"max-chunk", 0, OPT_SIZE, &cfg.max_chunk, "64M", "SIZE",
+     "largest chunk (PUT body) accepted", 1, 1 << 30},
+    {"max-inflight", 0, OPT_SIZE, &cfg.max_inflight, "256M", "SIZE",
+     "cap on upload bytes being received at once; past it PUT gets 503 + Retry-After", 0, 0},
+    {"compress-level", 0, OPT_INT, &cfg.compress_level, "0", "N",
+     "zstd level for new chunk files (1-22); 0 stores chunks uncompressed", 0, 22},
+    {"max-connections", 0, OPT_INT, &cfg.max_connections, "1024", "N",
+     "most concurrent HTTP connections", 1, 65536},
+    {"log-level", 0, OPT_LEVEL, &cfg.log_level, "info", "LEVEL",
+     "error, warn, info or debug", 0, 0},
+    {"log-file", 0, OPT_STR, &cfg.log_file, NULL, "FILE",
+     "append log lines to FILE instead of stderr", 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0},
+};
+
+static const opts_spec chunkd_spec = {
+    .prog = "cairn-chunkd",
+    .usage = "--data DIR [OPTIONS]",
+    .summary = "Stores content-addressed chunks for cairn on local disk and serves them over "
+               "HTTP (PUT/GET/HEAD/DELETE /chunks/<sha256>). Registers with cairn-metad and "
+               "heartbeats while it runs; keeps serving when metad is unreachable.",
+    .defs = chunkd_opts,
+};
+
+/* The registration thread starts after httpd (it needs the bound port), so
+ * /metrics finds it through this pointer once it exists. */
+static _Atomic(chunkreg *) chunkd_reg;
+
+static void chunkd_metrics(buf *out, void *ctx)
+{
+    chunkapi_metrics(out, ctx);
+    chunkreg_metrics(out, atomic_load(&chunkd_reg));
+}
+
+/* The address clients should use: --advertise, else the listen host with
+ * the port actually bound. A wildcard host says nothing to a client, so it
+ * is replaced by this machine's host name. */
+static char *chunkd_public_addr(const char *listen_host, uint16_t port)
+{
+    if (cfg.advertise)
+        return xstrdup(cfg.advertise);
+    if (strcmp(listen_host, "0.0.0.0") == 0 || strcmp(listen_host, "::") == 0 ||
+        listen_host[0] == '\0') {
+        char name[256];
+        if (gethostname(name, sizeof name) == 0) {
+            name[sizeof name - 1] = '\0';
+            return xasprintf("%s:%u", name, port);
+        }
+    }
+    return xasprintf("%s:%u", listen_host, port);
+}
+
+int main(int argc, char **argv)
+{
+    int rc, exit_code = 1;
+    chunkstore *store = NULL;
+    chunkapi *api = NULL;
+    httpd *http = NULL;
+    chunkreg *reg = NULL;
+    char *addr = NULL, *public_addr = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        /* Hidden: prints the option list that man/cairn-chunkd.8 embeds. */
+        if (strcmp(argv[i], "--print-man-options") == 0) {
+            opts_print_man(&chunkd_spec, stdout);
+            return 0;
+        }
+    }
+
+    log_set_component("chunkd");
+    rc = opts_parse(&chunkd_spec, argc, argv);
+    if (rc == OPTS_HELP || rc == OPTS_VERSION)
+        return 0;
+    if (rc < 0)
+        return 2;
+    if (rc < argc) {
+        fprintf(stderr, "cairn-chunkd: unexpected argument '%s'\n", argv[rc]);
+        goto out_opts;
+    }
+    if (!cfg.data || !cfg.data[0]) {
+        fprintf(stderr, "cairn-chunkd: --data DIR is required\n");
+        goto out_opts;
+    }
+    char host[256];
+    uint16_t port;
+    if (parse_hostport(cfg.listen, host, sizeof host, &port) < 0) {
+        fprintf(stderr, "cairn-chunkd: --listen '%s' is not HOST:PORT\n", cfg.listen);
+        goto out_opts;
+    }
+    if (cfg.meta) {
+        char mhost[256];
+        uint16_t mport;
+        if (parse_hostport(cfg.meta, mhost, sizeof mhost, &mport) < 0 || mport == 0) {
+            fprintf(stderr, "cairn-chunkd: --meta '%s' is not HOST:PORT\n", cfg.meta);
+            goto out_opts;
+        }
+    }
+    log_set_level(cfg.log_level);
+    if (cfg.log_file && (rc = log_open(cfg.log_file)) < 0) {
+        fprintf(stderr, "cairn-chunkd: cannot open log file %s: %s\n", cfg.log_file,
+                cairn_strerror(rc));
+        goto out_opts;
+    }
+
+    /* Before any thread exists: the signals we wait for are blocked in
+     * every thread, and a client hanging up never kills the process. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg.addr_file)
+        unlink(cfg.addr_file); /* a stale file must not point at a dead server */
+
+    chunkstore_config scfg = {.dir = cfg.data, .compress_level = (int)cfg.compress_level};
+    if ((rc = chunkstore_open(&scfg, &store)) < 0)
+        goto out;
+    chunkstore_stats st;
+    chunkstore_get_stats(store, &st);
+    uint64_t capacity = cfg.capacity;
+    if (!capacity && (rc = chunkstore_fs_capacity(store, &capacity)) < 0) {
+        log_error("cannot size the file system of %s: %s", cfg.data, cairn_strerror(rc));
+        goto out;
+    }
+
+    chunkapi_config acfg = {.store = store, .max_chunk = cfg.max_chunk};
+    api = chunkapi_new(&acfg);
+    size_t nroutes;
+    const httpd_route *routes = chunkapi_routes(api, &nroutes);
+    httpd_config hcfg = {
+        .host = host,
+        .port = port,
+        .routes = routes,
+        .nroutes = nroutes,
+        .ctx = api,
+        .max_inflight_body = cfg.max_inflight,
+        .max_connections = (unsigned)cfg.max_connections,
+        .metrics = chunkd_metrics,
+    };
+    http = httpd_start(&hcfg);
+    if (!http)
+        goto out;
+    port = httpd_port(http);
+    addr = xasprintf("%s:%u", host, port);
+    public_addr = chunkd_public_addr(host, port);
+
+    if (cfg.meta) {
+        chunkreg_config rcfg = {
+            .meta = cfg.meta,
+            .addr = public_addr,
+            .dir = cfg.data,
+            .store = store,
+            .capacity = capacity,
+            .hb_interval_ms = cfg.hb_interval_ms,
+        };
+        if ((rc = chunkreg_start(&rcfg, &reg)) < 0) {
+            log_error("cannot start registration: %s", cairn_strerror(rc));
+            goto out;
+        }
+        atomic_store(&chunkd_reg, reg);
+    } else {
+        log_warn("no --meta given: serving chunks without registering with a metad");
+    }
+
+    if (cfg.addr_file) {
+        char *line = xasprintf("%s\n", addr);
+        rc = write_file_atomic(cfg.addr_file, line, strlen(line));
+        free(line);
+        if (rc < 0) {
+            log_error("cannot write %s: %s", cfg.addr_file, cairn_strerror(rc));
+            goto out;
+        }
+    }
+    log_info("serving %s on %s (%llu chunks, %llu bytes, capacity %llu)", cfg.data, addr,
+             (unsigned long long)st.chunks, (unsigned long long)st.bytes,
+             (unsigned long long)capacity);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+        ;
+    log_info("%s received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    exit_code = 0;
+
+out:
+    if (http)
+        httpd_stop(http);
+    chunkreg_stop(reg);
+    chunkapi_free(api);
+    chunkstore_free(store);
+    free(addr);
+    free(public_addr);
+out_opts:
+    opts_free(&chunkd_spec);
+    return exit_code;
+}

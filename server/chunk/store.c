@@ -1,0 +1,599 @@
+/*
+ * store.c — chunk files on local disk (see store.h).
+ */
+#include "server/chunk/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "server/chunk/chunkfile.h"
+
+#define STORE_STRIPES 256
+
+struct chunkstore {
+    char *dir;
+    char *chunks_dir;
+    char *tmp_dir;
+    char *corrupt_dir;
+    int compress_level;
+    int lock_fd;                 /* flock'd DIR/lock: one server per directory */
+    /* Stripe i serialises directory-entry changes (rename into place,
+     * unlink, quarantine) of ids whose first byte is i, so the counters
+     * below change exactly once per file. Never held across fsync. */
+    pthread_mutex_t stripes[STORE_STRIPES];
+    atomic_uint_fast64_t chunks;
+    atomic_uint_fast64_t bytes;
+    atomic_uint_fast64_t corrupt_found;
+    atomic_uint_fast64_t tmp_seq;
+};
+
+char *chunkstore_path(const char *dir, const uint8_t id[CHUNK_ID_LEN])
+{
+    char hex[CHUNK_ID_HEX + 1];
+    chunk_id_hex(id, hex);
+    return xasprintf("%s/chunks/%.2s/%.2s/%s", dir, hex, hex + 2, hex);
+}
+
+static char *store_chunk_path(const chunkstore *s, const uint8_t id[CHUNK_ID_LEN])
+{
+    return chunkstore_path(s->dir, id);
+}
+
+static pthread_mutex_t *store_stripe(chunkstore *s, const uint8_t id[CHUNK_ID_LEN])
+{
+    return &s->stripes[id[0]];
+}
+
+/* Remove every entry of the tmp directory: uploads that were in progress
+ * when a previous run stopped. */
+static int store_clean_tmp(chunkstore *s)
+{
+    DIR *d = opendir(s->tmp_dir);
+    if (!d)
+        return -errno;
+    unsigned removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+        else
+            log_warn("cannot remove stale tmp file %s/%s: %s", s->tmp_dir, e->d_name,
+                     strerror(errno));
+    }
+    closedir(d);
+    if (removed)
+        log_info("removed %u stale tmp file(s) from %s", removed, s->tmp_dir);
+    return 0;
+}
+
+static int is_lower_hex(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Count the files of one leaf directory chunks/ab/cd. */
+static void store_scan_leaf(chunkstore *s, int parentfd, const char *ab, const char *cd)
+{
+    int fd = openat(parentfd, cd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        log_warn("cannot open %s/%s/%s: %s", s->chunks_dir, ab, cd, strerror(errno));
+        return;
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        struct stat st;
+        if (strlen(e->d_name) != CHUNK_ID_HEX || !is_lower_hex(e->d_name, CHUNK_ID_HEX) ||
+            memcmp(e->d_name, ab, 2) != 0 || memcmp(e->d_name + 2, cd, 2) != 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+            log_warn("ignoring unexpected entry %s/%s/%s/%s", s->chunks_dir, ab, cd, e->d_name);
+            continue;
+        }
+        atomic_fetch_add(&s->chunks, 1);
+        atomic_fetch_add(&s->bytes, (uint64_t)st.st_size);
+    }
+    closedir(d);
+}
+
+/* Walk chunks/ab/cd/<hex> and count what is there. Files are not verified
+ * here (that would read the whole store at every start); GET verifies. */
+static int store_scan(chunkstore *s)
+{
+    DIR *top = opendir(s->chunks_dir);
+    if (!top)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(top)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (strlen(e->d_name) != 2 || !is_lower_hex(e->d_name, 2)) {
+            log_warn("ignoring unexpected entry %s/%s", s->chunks_dir, e->d_name);
+            continue;
+        }
+        int fd = openat(dirfd(top), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        DIR *mid = fdopendir(fd);
+        if (!mid) {
+            close(fd);
+            continue;
+        }
+        struct dirent *m;
+        while ((m = readdir(mid)) != NULL) {
+            if (m->d_name[0] == '.')
+                continue;
+            if (strlen(m->d_name) != 2 || !is_lower_hex(m->d_name, 2)) {
+                log_warn("ignoring unexpected entry %s/%s/%s", s->chunks_dir, e->d_name,
+                         m->d_name);
+                continue;
+            }
+            store_scan_leaf(s, dirfd(mid), e->d_name, m->d_name);
+        }
+        closedir(mid);
+    }
+    closedir(top);
+    return 0;
+}
+
+int chunkstore_open(const chunkstore_config *cfg, chunkstore **out)
+{
+    int rc;
+    chunkstore *s = xcalloc(1, sizeof *s);
+    s->lock_fd = -1;
+    s->dir = xstrdup(cfg->dir);
+    s->chunks_dir = xasprintf("%s/chunks", cfg->dir);
+    s->tmp_dir = xasprintf("%s/tmp", cfg->dir);
+    s->corrupt_dir = xasprintf("%s/corrupt", cfg->dir);
+    s->compress_level = cfg->compress_level;
+    for (size_t i = 0; i < STORE_STRIPES; i++)
+        pthread_mutex_init(&s->stripes[i], NULL);
+
+    if ((rc = mkdir_p(s->chunks_dir, 0755)) < 0 || (rc = mkdir_p(s->tmp_dir, 0755)) < 0 ||
+        (rc = mkdir_p(s->corrupt_dir, 0755)) < 0) {
+        log_error("cannot create the data layout under %s: %s", s->dir, cairn_strerror(rc));
+        goto fail;
+    }
+    char *lock_path = xasprintf("%s/lock", s->dir);
+    s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    rc = s->lock_fd < 0 ? -errno : 0;
+    if (rc == 0 && flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+    if (rc < 0) {
+        log_error("cannot lock %s: %s%s", lock_path, cairn_strerror(rc),
+                  rc == -EBUSY ? " (another cairn-chunkd uses this directory)" : "");
+        free(lock_path);
+        goto fail;
+    }
+    free(lock_path);
+    if ((rc = store_clean_tmp(s)) < 0) {
+        log_error("cannot clean %s: %s", s->tmp_dir, cairn_strerror(rc));
+        goto fail;
+    }
+    if ((rc = store_scan(s)) < 0) {
+        log_error("cannot scan %s: %s", s->chunks_dir, cairn_strerror(rc));
+        goto fail;
+    }
+    *out = s;
+    return 0;
+
+fail:
+    chunkstore_free(s);
+    return rc;
+}
+
+void chunkstore_free(chunkstore *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < STORE_STRIPES; i++)
+        pthread_mutex_destroy(&s->stripes[i]);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    free(s->dir);
+    free(s->chunks_dir);
+    free(s->tmp_dir);
+    free(s->corrupt_dir);
+    free(s);
+}
+
+/* Move a chunk file that failed verification into corrupt/, but only if the
+ * directory entry still names the inode that was read: a concurrent delete
+ * and re-upload may have replaced it with a good copy meanwhile. */
+static void store_quarantine(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], const char *path,
+                             const struct stat *read_st, int why)
+{
+    char hex[CHUNK_ID_HEX + 1];
+    chunk_id_hex(id, hex);
+    char *dst = xasprintf("%s/%s.%lld", s->corrupt_dir, hex, (long long)now_realtime_ns());
+    pthread_mutex_t *m = store_stripe(s, id);
+    pthread_mutex_lock(m);
+    struct stat st;
+    if (lstat(path, &st) == 0 && st.st_ino == read_st->st_ino && st.st_dev == read_st->st_dev) {
+        if (rename(path, dst) == 0) {
+            atomic_fetch_sub(&s->chunks, 1);
+            atomic_fetch_sub(&s->bytes, (uint64_t)st.st_size);
+            atomic_fetch_add(&s->corrupt_found, 1);
+            log_error("corrupt chunk %s (%s): moved to %s", hex, cairn_strerror(why), dst);
+        } else {
+            log_error("corrupt chunk %s (%s): cannot move aside: %s", hex, cairn_strerror(why),
+                      strerror(errno));
+        }
+    }
+    pthread_mutex_unlock(m);
+    free(dst);
+}
+
+/* preadv until both buffers are full; -EIO if the file ends early (it
+ * shrank after fstat). */
+static int store_readv_full(int fd, uint8_t *hdr, size_t hdrlen, uint8_t *body, size_t bodylen)
+{
+    size_t want = hdrlen + bodylen, got = 0;
+    while (got < want) {
+        struct iovec iov[2];
+        int n = 0;
+        if (got < hdrlen) {
+            iov[n++] = (struct iovec){hdr + got, hdrlen - got};
+            if (bodylen)
+                iov[n++] = (struct iovec){body, bodylen};
+        } else {
+            iov[n++] = (struct iovec){body + (got - hdrlen), want - got};
+        }
+        ssize_t r = preadv(fd, iov, n, (off_t)got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            return -EIO;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Read a chunk file completely and verify it. On success *payload is the
+ * malloc'd stored payload (caller frees) and *h its header. Corruption is
+ * reported as CAIRN_ECORRUPT with the file left in place; *st is filled
+ * whenever the file could be opened. */
+static int store_read_file(const char *path, const uint8_t id[CHUNK_ID_LEN], chunkfile_hdr *h,
+                           uint8_t **payload, struct stat *st)
+{
+    int rc;
+    uint8_t *body = NULL;
+    *payload = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, st) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (st->st_size < CHUNKFILE_HDR_LEN ||
+        (uint64_t)st->st_size > CHUNKFILE_HDR_LEN + CHUNKFILE_MAX_RAW) {
+        rc = CAIRN_ECORRUPT;
+        goto fail;
+    }
+    size_t bodylen = (size_t)st->st_size - CHUNKFILE_HDR_LEN;
+    if (bodylen) {
+        body = malloc(bodylen);
+        if (!body) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+    }
+    uint8_t hdr[CHUNKFILE_HDR_LEN];
+    rc = store_readv_full(fd, hdr, sizeof hdr, body, bodylen);
+    if (rc < 0)
+        goto fail;
+    rc = chunkfile_check_header(hdr, (uint64_t)st->st_size, id, h);
+    if (rc == -EFBIG || rc == CAIRN_EBADVERSION)
+        rc = CAIRN_ECORRUPT;
+    if (rc < 0)
+        goto fail;
+    rc = chunkfile_check_payload(h, body, bodylen);
+    if (rc < 0)
+        goto fail;
+    close(fd);
+    *payload = body;
+    return 0;
+
+fail:
+    free(body);
+    close(fd);
+    return rc;
+}
+
+int chunkstore_get(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], uint8_t **data, size_t *len)
+{
+    chunkfile_hdr h;
+    uint8_t *payload;
+    struct stat st;
+    *data = NULL;
+    *len = 0;
+    char *path = store_chunk_path(s, id);
+    int rc = store_read_file(path, id, &h, &payload, &st);
+    if (rc == 0) {
+        uint8_t *raw;
+        rc = chunkfile_decode(&h, payload, h.stored_len, &raw);
+        if (rc == 0 && raw) {
+            free(payload);
+            payload = raw;
+        } else if (rc < 0) {
+            free(payload);
+            payload = NULL;
+        }
+    }
+    if (rc == CAIRN_ECORRUPT)
+        store_quarantine(s, id, path, &st, rc);
+    free(path);
+    if (rc < 0)
+        return rc;
+    *data = payload;
+    *len = h.raw_len;
+    return 0;
+}
+
+int chunkstore_stat(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], uint64_t *raw_len)
+{
+    int rc;
+    struct stat st;
+    chunkfile_hdr h;
+    uint8_t hdr[CHUNKFILE_HDR_LEN];
+    char *path = store_chunk_path(s, id);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (st.st_size < CHUNKFILE_HDR_LEN) {
+        rc = CAIRN_ECORRUPT;
+        goto quarantine;
+    }
+    rc = pread_full(fd, hdr, sizeof hdr, 0);
+    if (rc < 0)
+        goto out;
+    rc = chunkfile_check_header(hdr, (uint64_t)st.st_size, id, &h);
+    if (rc < 0) {
+        rc = CAIRN_ECORRUPT;
+        goto quarantine;
+    }
+    *raw_len = h.raw_len;
+    goto out;
+
+quarantine:
+    store_quarantine(s, id, path, &st, rc);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return rc;
+}
+
+int chunkstore_has(chunkstore *s, const uint8_t id[CHUNK_ID_LEN])
+{
+    struct stat st;
+    char *path = store_chunk_path(s, id);
+    int rc = lstat(path, &st) == 0 ? 1 : (errno == ENOENT ? 0 : -errno);
+    free(path);
+    return rc;
+}
+
+int chunkstore_delete(chunkstore *s, const uint8_t id[CHUNK_ID_LEN])
+{
+    char *path = store_chunk_path(s, id);
+    pthread_mutex_t *m = store_stripe(s, id);
+    struct stat st;
+    int rc = 0;
+    pthread_mutex_lock(m);
+    if (lstat(path, &st) < 0 || unlink(path) < 0) {
+        rc = -errno;
+    } else {
+        atomic_fetch_sub(&s->chunks, 1);
+        atomic_fetch_sub(&s->bytes, (uint64_t)st.st_size);
+    }
+    pthread_mutex_unlock(m);
+    free(path);
+    return rc;
+}
+
+/* mkdir that treats an existing directory as success; *created tells
+ * whether this call made it (its parent then needs an fsync). */
+static int store_mkdir(const char *path, int *created)
+{
+    if (mkdir(path, 0755) == 0) {
+        *created = 1;
+        return 0;
+    }
+    return errno == EEXIST ? 0 : -errno;
+}
+
+/* Make sure chunks/ab/cd exists and that its creation is durable. */
+static int store_make_fanout(chunkstore *s, const char *hex)
+{
+    int rc, c1 = 0, c2 = 0;
+    char *d1 = xasprintf("%s/%.2s", s->chunks_dir, hex);
+    char *d2 = xasprintf("%s/%.2s/%.2s", s->chunks_dir, hex, hex + 2);
+    if ((rc = store_mkdir(d1, &c1)) < 0 || (rc = store_mkdir(d2, &c2)) < 0)
+        goto out;
+    if (c1 && (rc = fsync_dir(s->chunks_dir)) < 0)
+        goto out;
+    if (c2)
+        rc = fsync_dir(d1);
+out:
+    free(d1);
+    free(d2);
+    return rc;
+}
+
+/* Write hdr + payload into a new tmp file and fsync it; on any failure the
+ * tmp file is removed. */
+static int store_write_tmp(const char *tmp, const uint8_t *hdr, const void *payload, size_t n)
+{
+    int rc;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    if ((rc = write_full(fd, hdr, CHUNKFILE_HDR_LEN)) < 0)
+        goto fail;
+    if (n && (rc = write_full(fd, payload, n)) < 0)
+        goto fail;
+    if (fsync(fd) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = -errno;
+        goto fail;
+    }
+    return 0;
+
+fail:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    return rc;
+}
+
+/* Check an existing copy before treating a PUT as a duplicate. Returns 1 if
+ * an intact copy is held (mtime refreshed), 0 if there is none (or a bad
+ * one that was just moved aside), or -errno. */
+static int store_existing(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], const char *path)
+{
+    chunkfile_hdr h;
+    uint8_t *payload;
+    struct stat st;
+    int rc = store_read_file(path, id, &h, &payload, &st);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == CAIRN_ECORRUPT) {
+        store_quarantine(s, id, path, &st, rc);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    free(payload);
+    /* A refreshed mtime restarts the GC grace period: the uploader is about
+     * to commit a file that references this chunk. */
+    if (utimensat(AT_FDCWD, path, NULL, 0) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    return 1;
+}
+
+int chunkstore_put(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], const void *data, size_t len)
+{
+    int rc;
+    uint8_t digest[CHUNK_ID_LEN];
+    char hex[CHUNK_ID_HEX + 1];
+    uint8_t hdr[CHUNKFILE_HDR_LEN];
+    const void *stored;
+    size_t stored_len;
+    void *owned = NULL;
+    char *tmp = NULL;
+
+    if (len > CHUNKFILE_MAX_RAW)
+        return -EFBIG;
+    sha256(data, len, digest);
+    if (memcmp(digest, id, CHUNK_ID_LEN) != 0)
+        return -EBADMSG;
+
+    char *path = store_chunk_path(s, id);
+    chunk_id_hex(id, hex);
+    rc = store_existing(s, id, path);
+    if (rc != 0)
+        goto out;
+
+    rc = chunkfile_encode(id, data, len, s->compress_level, hdr, &stored, &stored_len, &owned);
+    if (rc < 0)
+        goto out;
+    tmp = xasprintf("%s/%s.%llu", s->tmp_dir, hex,
+                    (unsigned long long)atomic_fetch_add(&s->tmp_seq, 1));
+    rc = store_write_tmp(tmp, hdr, stored, stored_len);
+    if (rc < 0)
+        goto out;
+    rc = store_make_fanout(s, hex);
+    if (rc < 0)
+        goto out_unlink;
+
+    pthread_mutex_t *m = store_stripe(s, id);
+    pthread_mutex_lock(m);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        /* A concurrent upload of the same chunk won the race; its copy was
+         * verified against the same id, so ours is redundant. */
+        pthread_mutex_unlock(m);
+        unlink(tmp);
+        rc = utimensat(AT_FDCWD, path, NULL, 0) < 0 && errno != ENOENT ? -errno : 1;
+        goto out;
+    }
+    if (rename(tmp, path) < 0) {
+        rc = -errno;
+        pthread_mutex_unlock(m);
+        goto out_unlink;
+    }
+    atomic_fetch_add(&s->chunks, 1);
+    atomic_fetch_add(&s->bytes, CHUNKFILE_HDR_LEN + stored_len);
+    pthread_mutex_unlock(m);
+
+    char *leaf = xasprintf("%s/%.2s/%.2s", s->chunks_dir, hex, hex + 2);
+    rc = fsync_dir(leaf);
+    free(leaf);
+    if (rc < 0)
+        log_error("fsync of the directory of chunk %s failed: %s", hex, cairn_strerror(rc));
+    goto out;
+
+out_unlink:
+    unlink(tmp);
+out:
+    free(owned);
+    free(tmp);
+    free(path);
+    return rc;
+}
+
+void chunkstore_get_stats(chunkstore *s, chunkstore_stats *out)
+{
+    out->chunks = atomic_load(&s->chunks);
+    out->bytes = atomic_load(&s->bytes);
+    out->corrupt_found = atomic_load(&s->corrupt_found);
+}
+
+int chunkstore_fs_capacity(chunkstore *s, uint64_t *out)
+{
+    struct statvfs v;
+    if (statvfs(s->dir, &v) < 0)
+        return -errno;
+    *out = (uint64_t)v.f_blocks * v.f_frsize;
+    return 0;
+}
