@@ -31,7 +31,31 @@
  * earlier segment, is corruption: wal_open fails with CAIRN_ECORRUPT and
  * logs the file and offset, unless cfg->truncate_corrupt is set (operator
  * override: cut everything from the bad frame on). A replay callback error
- * aborts wal_open with that error.
+ * (negative) aborts wal_open with that error. Records are replayed while the
+ * log is read, so when wal_open fails some may already have been passed on:
+ * the caller discards that state.
+ *
+ * Details of recovery:
+ *  - "A valid frame later" means a frame with an in-range length, a good
+ *    CRC and an lsn at or after the expected one, at any later byte offset.
+ *  - A frame whose CRC is good but whose lsn is not the expected one is an
+ *    lsn gap: corruption wherever it is.
+ *  - Between segments, missing lsns are corruption unless every missing lsn
+ *    is <= from_lsn (covered by the snapshot). The first segment must start
+ *    at or before from_lsn + 1.
+ *  - A damaged segment header is CAIRN_ECORRUPT (truncate_corrupt drops that
+ *    segment and every later one); an unknown format version is
+ *    CAIRN_EBADVERSION and never cut.
+ *  - If from_lsn is past the last record in the WAL (the snapshot is newer
+ *    than the log), the next lsn is from_lsn + 1, in a new segment.
+ *  - What was replayed is fdatasync'd before wal_open returns, so it is
+ *    durable even if it was only in the page cache of a crashed process.
+ * Segments are created as "<name>.tmp" with their header, synced and renamed
+ * into place (then the directory is fsync'd), so a segment file always has a
+ * complete header; leftover ".tmp" files are removed by wal_open. The old
+ * segment is fdatasync'd before its successor is created, so only the last
+ * segment can have a torn tail. The directory is flock'ed while open: a
+ * second wal_open of the same directory fails with -EBUSY.
  */
 #ifndef CAIRN_WAL_H
 #define CAIRN_WAL_H
@@ -51,6 +75,7 @@ typedef struct wal_config {
     int truncate_corrupt;           /* cut at a corrupt frame instead of failing */
 } wal_config;
 
+/* rec points into a read buffer and is valid only during the call. */
 typedef int (*wal_replay_fn)(uint64_t lsn, const uint8_t *rec, size_t len, void *ctx);
 
 /* Opens (creating the directory contents if empty), replays records with
@@ -60,7 +85,8 @@ int wal_open(const wal_config *cfg, uint64_t from_lsn, wal_replay_fn replay, voi
 /* Queue a record; returns its lsn (> 0), or 0 if the WAL has failed or the
  * record is larger than WAL_MAX_RECORD. */
 uint64_t wal_append(wal *w, const void *rec, size_t len);
-/* Block until lsn is durable: 0, or -EIO if the WAL failed. */
+/* Block until lsn is durable: 0, or -EIO if the WAL failed. -EINVAL for
+ * lsn 0 or an lsn that was never handed out (it could never become durable). */
 int wal_wait(wal *w, uint64_t lsn);
 uint64_t wal_last_lsn(wal *w);      /* last appended */
 uint64_t wal_durable_lsn(wal *w);
@@ -72,11 +98,22 @@ int wal_rotate(wal *w, uint64_t *next_lsn);
 int wal_truncate_before(wal *w, uint64_t lsn);
 
 typedef struct wal_stats {
-    uint64_t records, bytes, syncs, sync_ns_total;
+    uint64_t records;       /* records written by the flusher since wal_open */
+    uint64_t bytes;         /* frame bytes written (headers included) */
+    uint64_t syncs;         /* fdatasync calls (batches, rotations) */
+    uint64_t sync_ns_total; /* time spent in them */
 } wal_stats;
 void wal_get_stats(wal *w, wal_stats *out);
 
-/* Flushes what is pending, stops the flusher, closes files. */
+/* Flushes what is pending, stops the flusher, closes files. No other call
+ * on w may be in progress or follow; a failed WAL closes without writing. */
 void wal_close(wal *w);
+
+/* Tests only: the flusher's next write (WAL_FAULT_WRITE) or next fdatasync
+ * (WAL_FAULT_SYNC) fails with err (a negative errno) instead of being made,
+ * as a full disk or a failing device would. The failure is handled like a
+ * real one: the WAL becomes permanently failed. */
+enum wal_fault { WAL_FAULT_WRITE = 1, WAL_FAULT_SYNC = 2 };
+void wal_inject_fault(wal *w, enum wal_fault where, int err);
 
 #endif
