@@ -8,6 +8,12 @@
  * skips work when the budget is used). A request larger than the whole
  * budget is granted when nothing else is outstanding, so it cannot
  * deadlock. Thread-safe.
+ *
+ * Waiters are not queued in order: a release wakes them all and whichever
+ * fits first wins, so a thread that holds part of the budget while asking
+ * for more can still be granted when it fits (strict FIFO could deadlock
+ * such a holder behind a larger waiter). Releasing more than is outstanding
+ * is a caller bug; it is logged and clamped.
  */
 #ifndef CAIRN_BUFPOOL_H
 #define CAIRN_BUFPOOL_H
@@ -21,11 +27,15 @@ void bufpool_free(bufpool *p);
 void bufpool_acquire(bufpool *p, uint64_t n);
 /* 1 if granted, 0 if it would exceed the budget. */
 int bufpool_try_acquire(bufpool *p, uint64_t n);
-/* Wait at most timeout_ms; 1 if granted, 0 on timeout. */
+/* Wait at most timeout_ms; 1 if granted, 0 on timeout. timeout_ms 0 is
+ * bufpool_try_acquire; a negative timeout waits forever (bufpool_acquire). */
 int bufpool_acquire_timeout(bufpool *p, uint64_t n, int timeout_ms);
 void bufpool_release(bufpool *p, uint64_t n);
 uint64_t bufpool_used(bufpool *p);
 uint64_t bufpool_peak(bufpool *p);
 uint64_t bufpool_max(bufpool *p);
+/* Threads blocked right now in bufpool_acquire or bufpool_acquire_timeout
+ * (a /metrics gauge of backpressure). */
+unsigned bufpool_waiting(bufpool *p);
 
 #endif
