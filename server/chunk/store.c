@@ -223,6 +223,16 @@ void chunkstore_free(chunkstore *s)
     free(s);
 }
 
+/* Subtract what a file's size contributed to the byte count. A file changed
+ * behind our back (which is how corruption arrives) may have a size other
+ * than the one counted; clamp at zero rather than wrap. */
+static void store_sub_bytes(chunkstore *s, uint64_t n)
+{
+    uint_fast64_t cur = atomic_load(&s->bytes);
+    while (!atomic_compare_exchange_weak(&s->bytes, &cur, cur > n ? cur - n : 0))
+        ;
+}
+
 /* Move a chunk file that failed verification into corrupt/, but only if the
  * directory entry still names the inode that was read: a concurrent delete
  * and re-upload may have replaced it with a good copy meanwhile. */
@@ -238,7 +248,7 @@ static void store_quarantine(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], cons
     if (lstat(path, &st) == 0 && st.st_ino == read_st->st_ino && st.st_dev == read_st->st_dev) {
         if (rename(path, dst) == 0) {
             atomic_fetch_sub(&s->chunks, 1);
-            atomic_fetch_sub(&s->bytes, (uint64_t)st.st_size);
+            store_sub_bytes(s, (uint64_t)st.st_size);
             atomic_fetch_add(&s->corrupt_found, 1);
             log_error("corrupt chunk %s (%s): moved to %s", hex, cairn_strerror(why), dst);
         } else {
@@ -420,7 +430,7 @@ int chunkstore_delete(chunkstore *s, const uint8_t id[CHUNK_ID_LEN])
         rc = -errno;
     } else {
         atomic_fetch_sub(&s->chunks, 1);
-        atomic_fetch_sub(&s->bytes, (uint64_t)st.st_size);
+        store_sub_bytes(s, (uint64_t)st.st_size);
     }
     pthread_mutex_unlock(m);
     free(path);
