@@ -120,7 +120,7 @@ static char *chunkd_public_addr(const char *listen_host, uint16_t port)
 
 int main(int argc, char **argv)
 {
-    int rc, exit_code = 1;
+    int rc, exit_code = 2; /* command-line errors until the options check out */
     chunkstore *store = NULL;
     chunkapi *api = NULL;
     httpd *http = NULL;
@@ -140,7 +140,7 @@ int main(int argc, char **argv)
     if (rc == OPTS_HELP || rc == OPTS_VERSION)
         return 0;
     if (rc < 0)
-        return 2;
+        goto out_opts;
     if (rc < argc) {
         fprintf(stderr, "cairn-chunkd: unexpected argument '%s'\n", argv[rc]);
         goto out_opts;
@@ -163,6 +163,7 @@ int main(int argc, char **argv)
             goto out_opts;
         }
     }
+    exit_code = 1;
     log_set_level(cfg.log_level);
     if (cfg.log_file && (rc = log_open(cfg.log_file)) < 0) {
         fprintf(stderr, "cairn-chunkd: cannot open log file %s: %s\n", cfg.log_file,
