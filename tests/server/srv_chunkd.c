@@ -678,6 +678,52 @@ static void test_sigterm_and_restart(void **state)
     free(idfile);
 }
 
+/* Options from --config, with zstd compression of stored payloads on. */
+static void test_config_file_and_compression(void **state)
+{
+    (void)state;
+    char *conf = xasprintf("%s/chunkd5.conf", g_dir);
+    const char *text = "# chunk server settings\n"
+                       "max-chunk = 2M\n"
+                       "compress-level = 3\n";
+    assert_int_equal(write_file_atomic(conf, text, strlen(text)), 0);
+    proc p;
+    const char *extra[] = {"--config", conf, NULL};
+    assert_int_equal(start_own(&p, 5, NO_META, extra), 0);
+    char data[512];
+    data_dir_of(5, data, sizeof data);
+
+    size_t n = 1 << 20;
+    uint8_t *d = xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        d[i] = (uint8_t)"a compressible chunk "[i % 21];
+    char hex[CHUNK_ID_HEX + 1];
+    id_of(d, n, hex);
+    assert_int_equal(put_chunk(&p, hex, d, n), 201);
+    char *file = chunk_file(data, hex);
+    struct stat st;
+    assert_int_equal(stat(file, &st), 0);
+    assert_true(st.st_size < (off_t)(n / 10));
+    char path[512];
+    snprintf(path, sizeof path, "/chunks/%s", hex);
+    httpc_resp r;
+    assert_int_equal(req(&p, "GET", path, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, n);
+    assert_memory_equal(r.body, d, n);
+    httpc_resp_free(&r);
+
+    /* max-chunk from the file applies. */
+    uint8_t *big = random_bytes((2u << 20) + 1, 110);
+    id_of(big, (2u << 20) + 1, hex);
+    assert_int_equal(put_chunk(&p, hex, big, (2u << 20) + 1), 413);
+    assert_int_equal(WEXITSTATUS(proc_stop(&p, STOP_BOUND_MS)), 0);
+    free(big);
+    free(file);
+    free(d);
+    free(conf);
+}
+
 /* Disk full: a small tmpfs as the data directory, filled up. */
 static void test_disk_full(void **state)
 {
@@ -825,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_inflight_cap),
         cmocka_unit_test(test_sigterm_and_restart),
+        cmocka_unit_test(test_config_file_and_compression),
         cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_registration),
     };
