@@ -169,20 +169,20 @@ static void *reg_thread(void *arg)
     chunkreg *g = arg;
     uint64_t backoff = REG_BACKOFF_MIN_MS;
     int failing = 0;
+    /* Heartbeats once metad has accepted a registration; a failed call
+     * (metad down, network) does not change that, only a 404 does. */
+    int heartbeat = 0;
 
     for (;;) {
-        int heartbeat = atomic_load(&g->registered) && atomic_load(&g->sid) != 0;
         uint64_t meta_hb = 0;
         int rc = reg_call(g, heartbeat, &meta_hb);
         uint64_t wait_ms;
         if (rc == 0) {
             if (failing)
                 log_info("metad %s reachable again", g->meta);
-            if (heartbeat)
-                atomic_fetch_add(&g->heartbeats, 1);
-            else
-                atomic_fetch_add(&g->registrations, 1);
+            atomic_fetch_add(heartbeat ? &g->heartbeats : &g->registrations, 1);
             atomic_store(&g->registered, 1);
+            heartbeat = 1;
             failing = 0;
             backoff = REG_BACKOFF_MIN_MS;
             wait_ms = g->hb_interval_ms;
@@ -192,9 +192,11 @@ static void *reg_thread(void *arg)
             log_warn("metad %s does not know server %" PRIu32 "; registering again", g->meta,
                      (uint32_t)atomic_load(&g->sid));
             atomic_store(&g->registered, 0);
+            heartbeat = 0;
             wait_ms = 0;
         } else {
             atomic_fetch_add(&g->failures, 1);
+            atomic_store(&g->registered, 0);
             if (!failing)
                 log_warn("%s with metad %s failed: %s; retrying in the background",
                          heartbeat ? "heartbeat" : "registration", g->meta, cairn_strerror(rc));
@@ -279,7 +281,7 @@ void chunkreg_metrics(buf *out, void *ctx)
     if (!g)
         return;
     buf_printf(out,
-               "# HELP cairn_chunkd_registered 1 while metad accepts our heartbeats.\n"
+               "# HELP cairn_chunkd_registered 1 while the last register/heartbeat call to metad succeeded.\n"
                "# TYPE cairn_chunkd_registered gauge\n"
                "cairn_chunkd_registered %d\n"
                "# HELP cairn_chunkd_server_id Server id assigned by metad (0 = none yet).\n"
