@@ -14,7 +14,13 @@
  *   CAIRN_EUNAVAIL      no server could be reached within the retry budget.
  *   CAIRN_EBUSY         the peer is overloaded (HTTP 503), retry later.
  *
- * HTTP status <-> code translation lives here too (one place for the edge).
+ * HTTP status <-> code translation lives here too (one place for the edge),
+ * following the table in docs/PROTOCOL.md: ENOENT 404; EEXIST, ENOTEMPTY,
+ * EBUSY 409; EPERM, EACCES 403; ENOSPC, EDQUOT 507; EFBIG, E2BIG 413;
+ * CAIRN_ECONFLICT 412; CAIRN_ENOTMODIFIED 304; CAIRN_EBUSY and EAGAIN 503;
+ * EINVAL, CAIRN_EPROTO, CAIRN_EBADVERSION 400; CAIRN_EUNAVAIL 502; ENOSYS
+ * 501; ETIMEDOUT 504; EIO, ENOMEM, CAIRN_ECORRUPT and unknown values 500;
+ * every other known errno 422 (its name goes in Cairn-Errno).
  * Thread-safe; nothing to free.
  */
 #ifndef CAIRN_ERR_H
@@ -34,9 +40,12 @@ enum {
 /* Text for a negative errno or cairn code (never NULL, static storage). */
 const char *cairn_strerror(int err);
 
-/* Symbolic name of a positive errno value ("ENOENT"), or NULL if unknown. */
+/* Symbolic name of a positive errno value ("ENOENT"), or NULL if unknown.
+ * Aliases (EWOULDBLOCK, ENOTSUP) print as EAGAIN, EOPNOTSUPP. cairn's own
+ * codes are named too: -CAIRN_ECONFLICT -> "CAIRN_ECONFLICT". */
 const char *cairn_errno_name(int errnum);
-/* Positive errno for a symbolic name, or 0 if unknown. */
+/* Positive errno for a symbolic name (case-insensitive; aliases and the
+ * CAIRN_E* names accepted), or 0 if unknown. */
 int cairn_errno_from_name(const char *name);
 
 /* The HTTP status a server answers for a negative error code. */

@@ -111,12 +111,17 @@ typedef struct fs_attr {
 } fs_attr;
 
 void fsrec_put_vv(recw *w, uint16_t tag, const vv *v);
+/* -ENOENT if the tag is absent; CAIRN_EPROTO if the value is not a valid
+ * vector (length not a multiple of 12, more than VV_MAX entries, ids not
+ * strictly ascending, a zero counter). */
 int fsrec_get_vv(const recr *r, uint16_t tag, vv *out);
 int fsrec_vv_decode(const uint8_t *p, size_t n, vv *out);
 
 /* Writes FT_INO..FT_CTIME and FT_VV. */
 void fsrec_put_attr(recw *w, const fs_attr *a);
-/* Requires FT_INO, FT_MODE, FT_VV; others default to 0. */
+/* Requires FT_INO, FT_MODE, FT_VV; others default to 0. A field of the
+ * wrong size or a 32-bit field (mode, uid, gid, nlink) above UINT32_MAX is
+ * CAIRN_EPROTO; *a is only written on success. */
 int fsrec_get_attr(const recr *r, fs_attr *a);
 
 void fsrec_put_slot(recw *w, const fs_slot *s);

@@ -15,12 +15,25 @@
  *   OPT_INT   int64_t       decimal, range-checked against min/max
  *   OPT_SIZE  uint64_t      "4M", "1G", ... (util.h parse_size), range-checked
  *   OPT_MS    uint64_t      duration in milliseconds ("250ms", "5s", "2m")
- *   OPT_BOOL  int           flag; "true/false/yes/no/1/0" in the file
+ *   OPT_BOOL  int           flag; "true/false/yes/no/on/off/1/0" in the
+ *                            file or as --flag=VALUE
  *   OPT_LEVEL enum log_level  "error|warn|info|debug"
+ *
+ * Ranges: min/max both 0 means none; max < min means no upper bound (only
+ * "at least min"). Bounds are inclusive.
+ *
+ * --config FILE (or --config=FILE) is built in. A table may declare its own
+ * OPT_STR "config" entry instead (for a default path or a short letter):
+ * the file it names is then loaded the same way, and a missing file at the
+ * default path is silently skipped. -h means --help unless the table uses
+ * 'h'. Grouped short flags (-vf) and attached values (-p8080) work; "--"
+ * ends the options.
  *
  * opts_parse returns the index of the first positional argument in argv
  * (argv is permuted so positionals come last), or a negative errno after
- * printing a one-line error naming the option to stderr. --help prints help
+ * printing a one-line error naming the option to stderr: -EINVAL (unknown
+ * option, missing or unparsable value, bad config line), -ERANGE (value
+ * outside min/max), or the -errno of reading the config file. --help prints help
  * and returns OPTS_HELP; --version prints the version and returns
  * OPTS_VERSION. Called once from main before threads start.
  */

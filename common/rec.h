@@ -70,8 +70,10 @@ typedef struct rec_iter {
 /* Validate and open a record of exactly len bytes. */
 int rec_open(recr *r, const void *p, size_t len);
 /* Length of the record starting at p if the header is complete and the
- * record fits in avail bytes; CAIRN_EPROTO/-EAGAIN (need more bytes). Used
- * to walk concatenated records (WAL, snapshot). */
+ * record fits in avail bytes: returns 0 and sets *len; CAIRN_EPROTO (bad
+ * magic), CAIRN_EBADVERSION (unknown format: a newer writer, not a torn
+ * tail), -EAGAIN (need more bytes). Only the header is checked; rec_open
+ * validates the fields. Used to walk concatenated records (WAL, snapshot). */
 int rec_peek_len(const void *p, size_t avail, size_t *len);
 
 /* First occurrence of tag. */

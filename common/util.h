@@ -35,7 +35,8 @@ typedef struct buf {
 void buf_reserve(buf *b, size_t extra);
 void buf_append(buf *b, const void *p, size_t n);
 __attribute__((format(printf, 2, 3))) void buf_printf(buf *b, const char *fmt, ...);
-/* Hand the bytes to the caller (who frees them) and leave b empty. */
+/* Hand the bytes to the caller (who frees them) and leave b empty. Never
+ * NULL, even for an empty buffer. */
 uint8_t *buf_steal(buf *b, size_t *len);
 void buf_free(buf *b);
 
@@ -65,20 +66,26 @@ int read_full(int fd, void *p, size_t n);
 int pwrite_full(int fd, const void *p, size_t n, off_t off);
 int pread_full(int fd, void *p, size_t n, off_t off);
 /* Read a whole file up to max bytes into a malloc'd buffer (NUL-terminated
- * for convenience; len excludes it). -EFBIG if larger than max. */
+ * for convenience; len excludes it). -EFBIG if larger than max (also for
+ * pipes and devices, checked while reading), -EISDIR, -ENOMEM, -errno. */
 int read_file(const char *path, size_t max, uint8_t **out, size_t *len);
-/* Write a file atomically: tmp in the same dir, fsync, rename, fsync dir. */
+/* Write a file atomically: tmp in the same dir, fsync, rename, fsync dir.
+ * The file gets mode 0644; on error no temp file is left behind. */
 int write_file_atomic(const char *path, const void *p, size_t n);
 /* fsync a directory by path. */
 int fsync_dir(const char *path);
 /* mkdir -p with mode; 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 
-/* Parse "4096", "4K", "4KiB", "64M", "1G", "2T" (powers of 1024); 0 or -EINVAL. */
+/* Parse "4096", "4K", "4KiB", "64M", "1G", "2T" (powers of 1024; K M G T P E
+ * in either case, optional "i" and "B"); 0 or -EINVAL (also on overflow). */
 int parse_size(const char *s, uint64_t *out);
-/* Parse "250ms", "5s", "2m", "1h", or a bare number of seconds; result in ms. */
+/* Parse "250ms", "5s", "2m", "1h", "1d", or a bare number of seconds;
+ * result in ms. 0 or -EINVAL (also on overflow). */
 int parse_duration_ms(const char *s, uint64_t *out);
-/* Parse "host:port" (port 0..65535); host copied into host[hostlen]. */
+/* Parse "host:port" or "[ipv6]:port" (port 0..65535); host copied into
+ * host[hostlen] without brackets. 0 or -EINVAL (also for an empty host, a
+ * host that does not fit, or an unbracketed IPv6 address). */
 int parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -39,19 +39,22 @@ enum vv_order {
 void vv_init(vv *v);
 /* Counter of a replica (0 if absent). */
 uint64_t vv_get(const vv *v, uint32_t replica);
-/* Increment replica's counter; -E2BIG if the vector is full (VV_MAX ids). */
+/* Increment replica's counter; -E2BIG if the vector is full (VV_MAX ids),
+ * -EOVERFLOW if the counter is at UINT64_MAX. v is unchanged on error. */
 int vv_bump(vv *v, uint32_t replica);
 /* Pointwise maximum of a and b into out (out may alias a or b); -E2BIG when
- * the union has more than VV_MAX ids. */
+ * the union has more than VV_MAX ids (out is then unchanged). */
 int vv_merge(vv *out, const vv *a, const vv *b);
 enum vv_order vv_compare(const vv *a, const vv *b);
 int vv_equal(const vv *a, const vv *b);
 
-/* Text form into out[VV_TEXT_MAX]; returns the length. */
+/* Text form into out[VV_TEXT_MAX]; returns the length. A buffer too small
+ * for the whole text yields "" and 0, never a truncated vector. */
 size_t vv_format(const vv *v, char *out, size_t outlen);
 /* Parse the text form, with or without surrounding double quotes, optionally
  * prefixed by W/ (weak ETag). Rejects unsorted or duplicate ids, zero
- * counters, overflow, trailing garbage: -EINVAL. */
+ * counters, overflow, leading zeros, signs, spaces, more than VV_MAX
+ * entries, trailing garbage: -EINVAL (out unchanged). */
 int vv_parse(const char *s, vv *out);
 
 #endif
