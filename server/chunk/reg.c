@@ -153,10 +153,10 @@ static int reg_call(chunkreg *g, int heartbeat, uint64_t *hb_ms)
                       cairn_strerror(src));
         if (sid)
             log_warn("metad assigned server id %" PRIu64 " (was %" PRIu32 ")", new_sid, sid);
-        else
-            log_info("registered with metad %s as server %" PRIu64, g->meta, new_sid);
         atomic_store(&g->sid, (uint32_t)new_sid);
     }
+    if (!heartbeat)
+        log_info("registered with metad %s as server %" PRIu64, g->meta, new_sid);
     rc = 0;
 out:
     httpc_resp_free(&resp);
