@@ -29,7 +29,7 @@ static const char *const get_result_names[GET_NRESULTS] = {"ok", "not_found", "c
 struct chunkapi {
     chunkstore *store;
     uint64_t max_chunk;
-    httpd_route routes[6];
+    httpd_route routes[5];
     size_t nroutes;
     atomic_uint_fast64_t puts[PUT_NRESULTS];
     atomic_uint_fast64_t gets[GET_NRESULTS];
@@ -118,7 +118,9 @@ static void api_put(httpd_req *r, void *ctx)
         break;
     default:
         atomic_fetch_add(&a->puts[PUT_FAILED], 1);
-        if (rc != -ENOSPC && rc != -EDQUOT)
+        if (rc == -ENOSPC || rc == -EDQUOT)
+            log_warn("PUT %s: %s", httpd_path(r), cairn_strerror(rc));
+        else
             log_error("PUT %s: %s", httpd_path(r), cairn_strerror(rc));
         break;
     }
@@ -302,6 +304,7 @@ chunkapi *chunkapi_new(const chunkapi_config *cfg)
         {"GET", CHUNKS_PREFIX, api_get, "chunk_get", 0},
         {"DELETE", CHUNKS_PREFIX, api_delete, "chunk_delete", 0},
     };
+    _Static_assert(sizeof routes == sizeof a->routes, "route table size");
     memcpy(a->routes, routes, sizeof routes);
     a->nroutes = ARRAY_LEN(routes);
     return a;
