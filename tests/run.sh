@@ -23,6 +23,7 @@ passed=0; failed=0; failures=()
 run_cmocka() { # name timeout cmd...
   local name=$1 to=$2; shift 2
   local log="$LOGDIR/$name.log"
+  mkdir -p "$(dirname "$log")"
   local start=$(date +%s)
   timeout -k 10 "$to" "$@" >"$log" 2>&1
   local rc=$?
@@ -45,6 +46,7 @@ run_cmocka() { # name timeout cmd...
 run_script() { # name timeout script
   local name=$1 to=$2 script=$3
   local log="$LOGDIR/$name.log"
+  mkdir -p "$(dirname "$log")"
   local start=$(date +%s)
   timeout -k 15 "$to" bash "$script" >"$log" 2>&1
   local rc=$?
