@@ -71,6 +71,8 @@ struct wal {
     uint64_t seg_start_lsn;     /* first lsn of the newest segment, counting a requested rotation */
     size_t cut_off;             /* requested rotation: offset into pending, or NO_CUT */
     uint64_t cut_lsn;           /* first lsn of the segment the rotation starts */
+    uint64_t rotations_asked;   /* wal_rotate calls that requested a new segment */
+    uint64_t rotations_done;    /* ... of which the flusher has carried out */
     int failed;
     int stopping;
     int fault_write, fault_sync; /* wal_inject_fault, one-shot */
@@ -318,7 +320,7 @@ static void *flusher_main(void *arg)
     for (;;) {
         uint64_t first, last;
         size_t cut_off;
-        uint64_t cut_lsn;
+        uint64_t cut_lsn, rot_target;
         flush_io io = {0};
         int rc;
 
@@ -336,6 +338,7 @@ static void *flusher_main(void *arg)
         last = w->next_lsn - 1;
         cut_off = w->cut_off;
         cut_lsn = w->cut_lsn;
+        rot_target = w->rotations_asked;
         w->cut_off = NO_CUT;
         io.fault_write = w->fault_write;
         io.fault_sync = w->fault_sync;
@@ -373,6 +376,7 @@ static void *flusher_main(void *arg)
         }
         if (io.rotated_at > w->seg_start_lsn)
             w->seg_start_lsn = io.rotated_at;
+        w->rotations_done = rot_target;
         w->inflight.len = 0;
         if (w->inflight.cap > SPARE_KEEP)
             buf_free(&w->inflight);
@@ -477,6 +481,7 @@ int wal_rotate(wal *w, uint64_t *next_lsn)
     w->cut_off = w->pending.len;
     w->cut_lsn = w->next_lsn;
     w->seg_start_lsn = w->next_lsn;
+    w->rotations_asked++;
     /* Wake the flusher even with nothing pending, so the new segment exists
      * (and the old one can be truncated) without waiting for an append. */
     pthread_cond_signal(&w->work_cv);
@@ -492,6 +497,17 @@ int wal_truncate_before(wal *w, uint64_t lsn)
     uint64_t *victims = NULL;
     size_t n = 0, done = 0;
     int rc = 0;
+
+    /* A rotation asked for earlier may still be queued; once it is carried
+     * out, the segment it closed is no longer the last and can go. */
+    pthread_mutex_lock(&w->mu);
+    uint64_t target = w->rotations_asked;
+    while (!w->failed && w->rotations_done < target)
+        pthread_cond_wait(&w->durable_cv, &w->mu);
+    rc = w->failed ? -EIO : 0;
+    pthread_mutex_unlock(&w->mu);
+    if (rc < 0)
+        return rc;
 
     /* Segment i holds lsns [segs[i], segs[i+1] - 1]; the last one is open
      * ended and never deleted. Only this function removes entries, and its

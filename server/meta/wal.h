@@ -94,7 +94,9 @@ uint64_t wal_durable_lsn(wal *w);
 /* Close the current segment at the next frame boundary; later appends go
  * to a new segment whose first lsn is returned in *next_lsn. */
 int wal_rotate(wal *w, uint64_t *next_lsn);
-/* Delete whole segments whose every record has lsn <= lsn. */
+/* Delete whole segments whose every record has lsn <= lsn. The segment
+ * being written is never deleted; a rotation requested before this call is
+ * carried out first (this may wait for the flusher). -EIO if the WAL failed. */
 int wal_truncate_before(wal *w, uint64_t lsn);
 
 typedef struct wal_stats {
