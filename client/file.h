@@ -1,0 +1,118 @@
+/*
+ * file.h — file striping on the client (DESIGN.md §2, §3, §6).
+ *
+ * A cfile is the client's state for one regular file (by metad inode
+ * number), shared by every open handle of that inode on this client:
+ *   - the committed base: attributes, version vector, chunk map (or inline
+ *     data) as last seen from metad;
+ *   - dirty chunks: per slot, a buffer holding the slot's bytes, the byte
+ *     ranges written since the last commit, and a state:
+ *       DIRTY      being written (buffer from the memory budget);
+ *       UPLOADING  sealed, hashed and uploaded by chunk I/O workers;
+ *       PENDING    uploaded (chunk id known) or all-zero (a hole), waiting
+ *                  for the map commit; its buffer is released.
+ * A slot whose every byte was written is sealed at once and uploads in the
+ * background while the application keeps writing; partial slots are merged
+ * with the base chunk (read-modify-write) when sealed at flush.
+ *
+ * Commit: cfile_flush seals every dirty slot, waits for the uploads and
+ * commits the changed slots, new size and mtime to metad by CAS (If-Match:
+ * base VV). On 412 it rebases: for every changed slot that the other writer
+ * also changed and that this client wrote only partly, it merges its own
+ * written ranges onto the other writer's chunk, uploads the result and
+ * retries (bounded). Files whose size stays within the inline limit and
+ * that have no chunks are committed as inline data: one metadata round trip.
+ * During long writes the uploaded slots are committed every commit_every
+ * chunks. A failed upload or commit is kept on the cfile and returned by
+ * the next write, flush or fsync (never a silent success).
+ *
+ * Reads see this client's own writes (dirty and pending slots first, then
+ * the base map through the chunk cache); bytes past a slot's length and
+ * holes read as zeros. A read stream's readahead state (cfile_ra) lives with
+ * the caller (one per open handle).
+ *
+ * Threads: all functions are thread-safe. A cfile's state lock is never held
+ * across network I/O; a flag serialises commits. Chunk I/O callbacks take a
+ * reference on the cfile, so it lives until its uploads end.
+ *
+ * Lifetime: cfs_file returns a referenced cfile (cfile_put drops it). The
+ * cfs keeps up to cache_files unreferenced clean cfiles (their maps allow
+ * cheap revalidation with If-None-Match) and frees older ones.
+ */
+#ifndef CAIRN_FILE_H
+#define CAIRN_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/bufpool.h"
+#include "cache/chunkcache.h"
+#include "client/chunkio.h"
+#include "client/metaclient.h"
+
+typedef struct cfs cfs;
+typedef struct cfile cfile;
+
+typedef struct cfs_config {
+    mc *meta;
+    cio *io;
+    bufpool *pool;
+    mc_fsinfo fs;
+    unsigned readahead_max;     /* chunks; 0 = 8 */
+    unsigned commit_every;      /* uploaded chunks between commits; 0 = 64 */
+    unsigned cache_files;       /* clean closed cfiles kept; 0 = 4096 */
+    unsigned commit_retries;    /* CAS attempts; 0 = 20 */
+} cfs_config;
+
+cfs *cfs_new(const cfs_config *cfg);
+/* All cfiles must have been flushed and put. */
+void cfs_free(cfs *f);
+
+cfile *cfs_file(cfs *f, uint64_t ino);
+/* The cfile for ino if one exists (referenced), else NULL. */
+cfile *cfs_file_find(cfs *f, uint64_t ino);
+void cfile_put(cfile *c);
+
+/* Take the base from a record that carries the whole map (a map answer, or
+ * a create answer for a new empty file). No-op when the cfile has dirty
+ * state. */
+void cfile_seed(cfile *c, const mc_inode *rec);
+
+/* Revalidate the base with metad (If-None-Match); *changed is set when
+ * the file changed since this client last saw it (drop page caches). */
+int cfile_open(cfile *c, int *changed);
+
+typedef struct cfile_ra {
+    uint64_t next_off;          /* where a sequential reader goes next */
+    unsigned window;            /* chunks to prefetch ahead */
+} cfile_ra;
+
+long cfile_read(cfile *c, uint64_t off, size_t len, uint8_t *dst, cfile_ra *ra);
+long cfile_write(cfile *c, uint64_t off, const uint8_t *src, size_t len);
+int cfile_flush(cfile *c);
+/* Flush, then set the size on metad (and mtime/ctime as metad does);
+ * *out receives the new attributes. */
+int cfile_truncate(cfile *c, uint64_t size, fs_attr *out);
+/* Attributes with this client's unflushed size and mtime laid over a
+ * (returns 1 when it changed anything). */
+int cfile_overlay(cfile *c, fs_attr *a);
+/* Attributes seen from metad (getattr, lookup): a VV this client did not
+ * produce on a clean cfile means the base is stale. */
+void cfile_note_attr(cfile *c, const fs_attr *a);
+/* Whether the cfile holds unflushed data. */
+int cfile_dirty(cfile *c);
+/* The last error of a background upload or commit, cleared by reading it
+ * (0 if none). */
+int cfile_take_error(cfile *c);
+/* Whole-file SHA-256 of the committed content (for cairn.sha256);
+ * flushes first. */
+int cfile_sha256(cfile *c, uint8_t out[CHUNK_ID_LEN]);
+/* The version vector of the base (after a flush, the committed one). */
+void cfile_vv(cfile *c, vv *out);
+
+typedef struct cfs_stats {
+    uint64_t files, dirty_files, commits, conflicts, inline_commits;
+} cfs_stats;
+void cfs_get_stats(cfs *f, cfs_stats *out);
+
+#endif

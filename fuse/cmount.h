@@ -1,0 +1,51 @@
+/*
+ * cmount.h — state of one cairn mount, shared by the FUSE operations
+ * (ops.c) and the program that sets it up (main.c).
+ *
+ * The FUSE node id of an inode is its metad inode number (root = 1); the
+ * generation reported to the kernel is metad's. The inode table counts
+ * kernel lookups exactly (lookup, create, mknod, mkdir, symlink, link and
+ * every readdirplus entry add one; forget subtracts) and remembers a
+ * directory's parent for "..". Entries are freed when the count reaches 0.
+ *
+ * Threads: the operations run on libfuse's worker threads; ino_lock guards
+ * the inode table. Kernel invalidations are not sent from request handlers.
+ */
+#ifndef CAIRN_CMOUNT_H
+#define CAIRN_CMOUNT_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+
+#include "cache/bufpool.h"
+#include "cache/chunkcache.h"
+#include "client/chunkio.h"
+#include "client/file.h"
+#include "client/metaclient.h"
+
+typedef struct inode_ent inode_ent;
+
+typedef struct cmount {
+    mc *meta;
+    cio *io;
+    ccache *cache;
+    bufpool *pool;
+    cfs *fs;
+    mc_fsinfo info;
+    double attr_timeout, entry_timeout, neg_timeout;
+    int writeback;           /* kernel writeback cache requested */
+    int direct_io;           /* every open bypasses the page cache */
+    unsigned max_write;
+    pthread_mutex_t ino_lock;
+    inode_ent *inodes;
+    uint64_t nlookups;       /* sum of counts, for tests via metrics */
+} cmount;
+
+const struct fuse_lowlevel_ops *cmount_ops(void);
+/* Current lookup count of an inode (0 if unknown); for diagnostics. */
+uint64_t cmount_lookups(cmount *m, uint64_t ino);
+/* Drop everything left in the inode table at unmount. */
+void cmount_forget_all(cmount *m);
+
+#endif

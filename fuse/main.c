@@ -1,0 +1,316 @@
+/*
+ * cairn-mount — mounts a cairn filesystem with FUSE.
+ *
+ *   cairn-mount [OPTIONS] METAD_HOST:PORT MOUNTPOINT
+ *
+ * Thread model:
+ *   - main thread: parses options, checks metad, mounts, daemonizes (before
+ *     any other thread exists, since fork keeps only the caller), then runs
+ *     the FUSE session loop and, after unmount, tears everything down;
+ *   - FUSE workers (libfuse, up to --threads): run the operations in ops.c;
+ *     they block on metad calls, chunk fetches and the memory budget;
+ *   - chunk I/O upload workers and prefetch fetchers (chunkio.c): block on
+ *     HTTP to chunk servers;
+ *   - the chunk cache's disk writer (chunkcache.c).
+ * Lock order and the data each lock guards are documented in file.c,
+ * chunkio.c and ops.c; no lock is held across a network call.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/opts.h"
+#include "common/util.h"
+#include "fuse/cmount.h"
+
+static struct {
+    char *config;
+    char *cache_dir;
+    uint64_t cache_size;
+    uint64_t cache_mem;
+    uint64_t mem_budget;
+    uint64_t attr_timeout_ms;
+    uint64_t entry_timeout_ms;
+    uint64_t neg_timeout_ms;
+    uint64_t retry_ms;
+    int64_t threads;
+    int64_t upload_threads;
+    int64_t readahead;
+    int foreground;
+    int allow_other;
+    int writeback;
+    int direct_io;
+    int debug_fuse;
+    enum log_level level;
+    char *log_file;
+    char *fuse_opts;
+} o;
+
+static const opt_def defs[] = {
+    {"config", 0, OPT_STR, &o.config, NULL, "FILE", "read options from FILE (name = value lines)", 0, 0},
+    {"cache-dir", 0, OPT_STR, &o.cache_dir, "", "DIR",
+     "local chunk cache directory (default /var/cache/cairn/<fsid>)", 0, 0},
+    {"cache-size", 0, OPT_SIZE, &o.cache_size, "4G", "SIZE", "disk space the chunk cache may use (0 = no disk cache)", 0, 0},
+    {"cache-mem", 0, OPT_SIZE, &o.cache_mem, "64M", "SIZE", "memory for hot chunks", 0, 0},
+    {"mem-budget", 0, OPT_SIZE, &o.mem_budget, "192M", "SIZE",
+     "memory for write buffers, uploads and prefetch; writers wait when it is used", 16 << 20, 0},
+    {"attr-timeout", 0, OPT_MS, &o.attr_timeout_ms, "1s", "TIME", "how long the kernel caches attributes", 0, 3600000},
+    {"entry-timeout", 0, OPT_MS, &o.entry_timeout_ms, "1s", "TIME", "how long the kernel caches names", 0, 3600000},
+    {"negative-timeout", 0, OPT_MS, &o.neg_timeout_ms, "0", "TIME",
+     "how long the kernel caches a name that does not exist", 0, 3600000},
+    {"retry-time", 0, OPT_MS, &o.retry_ms, "60s", "TIME",
+     "how long to retry unreachable servers before an operation fails with EIO", 1000, 86400000},
+    {"threads", 0, OPT_INT, &o.threads, "16", "N", "FUSE worker threads at most", 1, 256},
+    {"upload-threads", 0, OPT_INT, &o.upload_threads, "8", "N", "parallel chunk uploads", 1, 128},
+    {"readahead", 0, OPT_INT, &o.readahead, "8", "CHUNKS", "largest readahead window", 1, 64},
+    {"foreground", 'f', OPT_BOOL, &o.foreground, "false", NULL, "stay in the foreground", 0, 0},
+    {"allow-other", 0, OPT_BOOL, &o.allow_other, "false", NULL, "let users other than the mounter access the mount", 0, 0},
+    {"writeback-cache", 0, OPT_BOOL, &o.writeback, "false", NULL,
+     "use the kernel writeback cache (faster small writes; other clients' size changes to a cached file are seen only after it leaves the kernel cache)", 0, 0},
+    {"direct-io", 0, OPT_BOOL, &o.direct_io, "false", NULL, "bypass the kernel page cache for every file", 0, 0},
+    {"debug-fuse", 0, OPT_BOOL, &o.debug_fuse, "false", NULL, "print every FUSE request (libfuse debug)", 0, 0},
+    {"log-level", 0, OPT_LEVEL, &o.level, "info", "LEVEL", "error, warn, info or debug", 0, 0},
+    {"log-file", 0, OPT_STR, &o.log_file, "", "FILE", "log here (default: stderr in the foreground, /var/log/cairn-mount.log otherwise)", 0, 0},
+    {"fuse-options", 'o', OPT_STR, &o.fuse_opts, "", "OPTS",
+     "comma-separated mount options as in fstab: any option above as name=value, plus ro, rw, defaults, noatime, _netdev...", 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0},
+};
+
+static const opts_spec spec = {
+    .prog = "cairn-mount",
+    .usage = "[OPTIONS] METAD_HOST:PORT MOUNTPOINT",
+    .summary = "Mount the cairn filesystem served by the metadata server at METAD_HOST:PORT on MOUNTPOINT.",
+    .defs = defs,
+};
+
+/* Mount options that fstab and mount(8) pass but that need nothing here. */
+static int ignorable(const char *name)
+{
+    static const char *const names[] = {"rw", "defaults", "auto", "noauto", "user", "nouser",
+                                        "users", "_netdev", "nofail", "noatime", "relatime",
+                                        "atime", "nodiratime", "dev", "nodev", "suid", "nosuid",
+                                        "exec", "noexec", "async", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return 1;
+    return strncmp(name, "x-", 2) == 0 || strncmp(name, "comment=", 8) == 0;
+}
+
+/*
+ * Turn "-o a=b,c" into "--a=b --c" for options of the table; returns a new
+ * argv (the old strings are kept) or NULL with an error printed.
+ */
+static char **expand_o(int *argc, char **argv, int *read_only)
+{
+    char **out = xcalloc((size_t)*argc * 16 + 16, sizeof(char *));
+    int n = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *list = NULL;
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < *argc)
+            list = argv[++i];
+        else if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2])
+            list = argv[i] + 2;
+        else if (strncmp(argv[i], "--fuse-options=", 15) == 0)
+            list = argv[i] + 15;
+        if (!list) {
+            out[n++] = argv[i];
+            continue;
+        }
+        char *copy = xstrdup(list);
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (n > *argc * 16)
+                break;
+            char *name = xstrdup(t);
+            char *eq = strchr(name, '=');
+            if (eq)
+                *eq = 0;
+            for (char *p = name; *p; p++)
+                if (*p == '_' && p != name)
+                    *p = '-';
+            if (strcmp(name, "ro") == 0) {
+                *read_only = 1;
+            } else if (strcmp(name, "allow-other") == 0 || strcmp(name, "allow_other") == 0) {
+                out[n++] = "--allow-other";
+            } else if (ignorable(t)) {
+                /* nothing to do */
+            } else {
+                int known = 0;
+                for (const opt_def *d = defs; d->name; d++)
+                    known |= strcmp(d->name, name) == 0;
+                if (!known) {
+                    fprintf(stderr, "cairn-mount: unknown mount option '%s'\n", t);
+                    free(name);
+                    free(copy);
+                    free(out);
+                    return NULL;
+                }
+                out[n++] = xasprintf("--%s%s%s", name, eq ? "=" : "", eq ? eq + 1 : "");
+            }
+            free(name);
+        }
+        free(copy);
+    }
+    *argc = n;
+    return out;
+}
+
+int main(int argc, char **argv)
+{
+    int read_only = 0;
+    char **av = expand_o(&argc, argv, &read_only);
+    if (!av)
+        return 2;
+    int first = opts_parse(&spec, argc, av);
+    if (first == OPTS_HELP || first == OPTS_VERSION)
+        return 0;
+    if (first < 0)
+        return 2;
+    if (argc - first != 2) {
+        fprintf(stderr, "usage: cairn-mount %s\n(try --help)\n", spec.usage);
+        return 2;
+    }
+    const char *addr = av[first];
+    char mountpoint[4096];
+    if (!realpath(av[first + 1], mountpoint)) {
+        fprintf(stderr, "cairn-mount: mountpoint %s: %s\n", av[first + 1], strerror(errno));
+        return 2;
+    }
+    char host[256];
+    uint16_t port;
+    if (parse_hostport(addr, host, sizeof(host), &port) < 0 || port == 0) {
+        fprintf(stderr, "cairn-mount: '%s' is not HOST:PORT\n", addr);
+        return 2;
+    }
+    log_set_component("mount");
+    log_set_level(o.level);
+    if (o.log_file && o.log_file[0] && log_open(o.log_file) < 0) {
+        fprintf(stderr, "cairn-mount: cannot open log file %s\n", o.log_file);
+        return 2;
+    }
+
+    int rc = 1;
+    struct fuse_session *se = NULL;
+    cmount m;
+    memset(&m, 0, sizeof(m));
+    pthread_mutex_init(&m.ino_lock, NULL);
+    mc_config mcc = {.addr = addr, .retry_ms = (unsigned)o.retry_ms};
+    m.meta = mc_new(&mcc);
+    if (!m.meta) {
+        fprintf(stderr, "cairn-mount: cannot set up HTTP client\n");
+        return 1;
+    }
+    int err = mc_fsinfo_get(m.meta, &m.info);
+    if (err < 0) {
+        fprintf(stderr, "cairn-mount: metadata server %s: %s\n", addr, cairn_strerror(err));
+        goto out;
+    }
+    m.attr_timeout = (double)o.attr_timeout_ms / 1000.0;
+    m.entry_timeout = (double)o.entry_timeout_ms / 1000.0;
+    m.neg_timeout = (double)o.neg_timeout_ms / 1000.0;
+    m.writeback = o.writeback;
+    m.direct_io = o.direct_io;
+    m.max_write = 1 << 20;
+
+    char fsopts[512];
+    snprintf(fsopts, sizeof(fsopts), "fsname=cairn:%s,subtype=cairn,default_permissions%s%s",
+             addr, o.allow_other ? ",allow_other" : "", read_only ? ",ro" : "");
+    char *fargv[] = {"cairn-mount", "-o", fsopts, o.debug_fuse ? "-d" : NULL, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(o.debug_fuse ? 4 : 3, fargv);
+    se = fuse_session_new(&args, cmount_ops(), sizeof(struct fuse_lowlevel_ops), &m);
+    if (!se) {
+        fprintf(stderr, "cairn-mount: cannot create FUSE session\n");
+        goto out;
+    }
+    if (fuse_set_signal_handlers(se) != 0)
+        goto out;
+    if (fuse_session_mount(se, mountpoint) != 0) {
+        fprintf(stderr, "cairn-mount: cannot mount on %s\n", mountpoint);
+        fuse_remove_signal_handlers(se);
+        goto out;
+    }
+    if (!o.foreground) {
+        if (!(o.log_file && o.log_file[0]))
+            log_open("/var/log/cairn-mount.log");
+        if (fuse_daemonize(0) != 0)
+            goto unmount;
+    }
+
+    /* Threads start only now, after the fork of fuse_daemonize. */
+    char hexid[33];
+    hex_encode(m.info.fsid, 16, hexid);
+    char *cdir = o.cache_dir && o.cache_dir[0] ? xstrdup(o.cache_dir)
+                                               : xasprintf("/var/cache/cairn/%s", hexid);
+    ccache_config cc = {
+        .dir = o.cache_size ? cdir : NULL,
+        .disk_max = o.cache_size,
+        .mem_max = o.cache_mem,
+    };
+    err = ccache_open(&cc, &m.cache);
+    if (err < 0) {
+        log_error("chunk cache %s: %s", cdir, cairn_strerror(err));
+        free(cdir);
+        goto unmount;
+    }
+    free(cdir);
+    m.pool = bufpool_new(o.mem_budget);
+    cio_config ic = {
+        .meta = m.meta,
+        .cache = m.cache,
+        .pool = m.pool,
+        .chunk_size = m.info.chunk_size,
+        .replicas = m.info.replicas,
+        .min_replicas = m.info.min_replicas,
+        .workers = (unsigned)o.upload_threads,
+        .retry_ms = (unsigned)o.retry_ms,
+        .cache_writes = 1,
+    };
+    m.io = cio_new(&ic, &err);
+    if (!m.io) {
+        log_error("chunk I/O: %s", cairn_strerror(err));
+        goto unmount;
+    }
+    cfs_config fc = {
+        .meta = m.meta,
+        .io = m.io,
+        .pool = m.pool,
+        .fs = m.info,
+        .readahead_max = (unsigned)o.readahead,
+    };
+    m.fs = cfs_new(&fc);
+    log_info("mounted %s on %s (chunk size %llu, %u replicas, inline up to %u bytes)", addr,
+             mountpoint, (unsigned long long)m.info.chunk_size, m.info.replicas,
+             m.info.inline_max);
+
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(lc, (unsigned)o.threads);
+    fuse_loop_cfg_set_idle_threads(lc, (unsigned)MIN(o.threads, 8));
+    rc = fuse_session_loop_mt(se, lc) == 0 ? 0 : 1;
+    fuse_loop_cfg_destroy(lc);
+    log_info("unmounting %s", mountpoint);
+
+unmount:
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+out:
+    if (se)
+        fuse_session_destroy(se);
+    if (m.fs)
+        cfs_free(m.fs);
+    if (m.io)
+        cio_free(m.io);
+    if (m.cache)
+        ccache_close(m.cache);
+    if (m.pool)
+        bufpool_free(m.pool);
+    mc_free(m.meta);
+    opts_free(&spec);
+    free(av);
+    return rc;
+}

@@ -1,0 +1,1077 @@
+/*
+ * ops.c — FUSE low-level operations for cairn-mount, turning kernel
+ * requests into metadata calls (metaclient.h) and file I/O (file.h).
+ * fuse_reply_err is used only here (CONVENTIONS.md 6): every negative code
+ * is translated once by reply_err.
+ */
+#include "fuse/cmount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <uthash.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+struct inode_ent {
+    uint64_t ino;
+    uint64_t nlookup;
+    uint64_t parent;         /* for directories: where it was looked up */
+    UT_hash_handle hh;
+};
+
+/* One open file handle. */
+typedef struct fh {
+    cfile *f;
+    cfile_ra ra;
+    int flags;
+} fh;
+
+/* One open directory: a window of entries fetched from metad. FUSE offsets
+ * are positions in this handle's listing (1-based, "." = 1, ".." = 2), so
+ * the kernel can resume anywhere; metad's cursor keeps the listing stable
+ * under concurrent changes. */
+typedef struct dh {
+    pthread_mutex_t lock;
+    mc_dirent *ents;
+    size_t n;                /* entries in ents */
+    uint64_t first;          /* FUSE offset of ents[0] */
+    uint64_t cursor;         /* metad cursor after the last fetched entry */
+    int eof;
+} dh;
+
+static cmount *M(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static void reply_err(fuse_req_t req, int err)
+{
+    fuse_reply_err(req, err == 0 ? 0 : cairn_err_to_posix(err));
+}
+
+/* ---- inode table ---- */
+
+static void ino_ref(cmount *m, uint64_t ino, uint64_t parent, int isdir)
+{
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (!e) {
+        e = xcalloc(1, sizeof(*e));
+        e->ino = ino;
+        HASH_ADD(hh, m->inodes, ino, sizeof(e->ino), e);
+    }
+    e->nlookup++;
+    if (isdir && parent)
+        e->parent = parent;
+    m->nlookups++;
+    pthread_mutex_unlock(&m->ino_lock);
+}
+
+static void ino_forget(cmount *m, uint64_t ino, uint64_t n)
+{
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (e) {
+        uint64_t k = MIN(n, e->nlookup);
+        e->nlookup -= k;
+        m->nlookups -= k;
+        if (e->nlookup == 0) {
+            HASH_DEL(m->inodes, e);
+            free(e);
+        }
+    }
+    pthread_mutex_unlock(&m->ino_lock);
+}
+
+static uint64_t ino_parent(cmount *m, uint64_t ino)
+{
+    uint64_t p = ino;
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (e && e->parent)
+        p = e->parent;
+    pthread_mutex_unlock(&m->ino_lock);
+    return p;
+}
+
+uint64_t cmount_lookups(cmount *m, uint64_t ino)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (e)
+        n = e->nlookup;
+    pthread_mutex_unlock(&m->ino_lock);
+    return n;
+}
+
+void cmount_forget_all(cmount *m)
+{
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e, *tmp;
+    HASH_ITER(hh, m->inodes, e, tmp) {
+        HASH_DEL(m->inodes, e);
+        free(e);
+    }
+    m->nlookups = 0;
+    pthread_mutex_unlock(&m->ino_lock);
+}
+
+/* ---- attributes ---- */
+
+static void to_stat(const fs_attr *a, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = a->ino;
+    st->st_mode = a->mode;
+    st->st_nlink = a->nlink;
+    st->st_uid = a->uid;
+    st->st_gid = a->gid;
+    st->st_rdev = a->rdev;
+    st->st_size = (off_t)a->size;
+    /* Large st_blksize makes cp, rsync and friends use 1 MiB buffers. */
+    st->st_blksize = 1 << 20;
+    st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+    st->st_atim.tv_sec = a->atime / 1000000000LL;
+    st->st_atim.tv_nsec = a->atime % 1000000000LL;
+    st->st_mtim.tv_sec = a->mtime / 1000000000LL;
+    st->st_mtim.tv_nsec = a->mtime % 1000000000LL;
+    st->st_ctim.tv_sec = a->ctime / 1000000000LL;
+    st->st_ctim.tv_nsec = a->ctime % 1000000000LL;
+}
+
+/* Lay this client's unflushed size/mtime over metad's attributes. */
+static void overlay(cmount *m, fs_attr *a)
+{
+    if (!S_ISREG(a->mode))
+        return;
+    cfile *c = cfs_file_find(m->fs, a->ino);
+    if (c) {
+        cfile_note_attr(c, a);
+        cfile_overlay(c, a);
+        cfile_put(c);
+    }
+}
+
+static void fill_entry(cmount *m, const fs_attr *a, struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->ino = a->ino;
+    e->generation = a->gen;
+    e->attr_timeout = m->attr_timeout;
+    e->entry_timeout = m->entry_timeout;
+    fs_attr b = *a;
+    overlay(m, &b);
+    to_stat(&b, &e->attr);
+}
+
+static void reply_entry(fuse_req_t req, uint64_t parent, const fs_attr *a)
+{
+    cmount *m = M(req);
+    struct fuse_entry_param e;
+    fill_entry(m, a, &e);
+    ino_ref(m, a->ino, parent, S_ISDIR(a->mode));
+    if (fuse_reply_entry(req, &e) != 0)
+        ino_forget(m, a->ino, 1); /* the kernel did not take the reference */
+}
+
+static int name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n > FS_NAME_MAX)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* ---- operations ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    cmount *m = userdata;
+    /* Reads may run in parallel; the kernel need not serialise them. */
+    if (conn->capable & FUSE_CAP_ASYNC_READ)
+        conn->want |= FUSE_CAP_ASYNC_READ;
+    /* open(O_TRUNC) arrives as one open call: truncate is then atomic. */
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    /* readdir with attributes saves a lookup per entry for ls -l, rsync. */
+    if (conn->capable & FUSE_CAP_READDIRPLUS)
+        conn->want |= FUSE_CAP_READDIRPLUS;
+    /* ...but only when the kernel thinks the caller wants attributes. */
+    if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+        conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+    /* Directory operations on different names may run in parallel; metad
+     * makes each one atomic. */
+    if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+        conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+    /* Symlink targets never change (a new symlink gets a new inode). */
+    if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+        conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+    /* Page cache is kept across opens only when open() revalidated the VV
+     * (keep_cache); no automatic invalidation on mtime changes needed. */
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+    /* The kernel writeback cache makes the kernel the authority for size
+     * and mtime of cached inodes (changes by other clients are not seen
+     * until the inode leaves the cache), so it is opt-in. */
+    if (m->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+        conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    else
+        conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /* Splice moves pages from the kernel into our buffers without a copy. */
+    if (conn->capable & FUSE_CAP_SPLICE_READ)
+        conn->want |= FUSE_CAP_SPLICE_READ;
+    /* Large requests: one FUSE round trip per MiB of streaming I/O. */
+    conn->max_write = m->max_write;
+    conn->max_readahead = m->max_write;
+    conn->max_background = 64;
+    conn->congestion_threshold = 48;
+    /* Timestamps are kept in nanoseconds by metad. */
+    conn->time_gran = 1;
+}
+
+static void op_destroy(void *userdata)
+{
+    cmount_forget_all(userdata);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    cmount *m = M(req);
+    int rc = name_ok(name);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    mc_inode in;
+    rc = mc_lookup(m->meta, parent, name, &in);
+    if (rc == -ENOENT && m->neg_timeout > 0) {
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = m->neg_timeout;
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    reply_entry(req, parent, &in.a);
+    mc_inode_clear(&in);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    ino_forget(M(req), ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    for (size_t i = 0; i < count; i++)
+        ino_forget(M(req), forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    cmount *m = M(req);
+    mc_inode in;
+    int rc = mc_getattr(m->meta, ino, NULL, &in);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    overlay(m, &in.a);
+    struct stat st;
+    to_stat(&in.a, &st);
+    fuse_reply_attr(req, &st, m->attr_timeout);
+    mc_inode_clear(&in);
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+    return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    cmount *m = M(req);
+    int rc = 0;
+    fs_attr out;
+    int have = 0;
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        if (attr->st_size < 0) {
+            reply_err(req, -EINVAL);
+            return;
+        }
+        cfile *c = cfs_file(m->fs, ino);
+        rc = cfile_truncate(c, (uint64_t)attr->st_size, &out);
+        cfile_put(c);
+        if (rc < 0) {
+            reply_err(req, rc);
+            return;
+        }
+        have = 1;
+    }
+    mc_setattr_in in = {0};
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        in.valid |= SA_MODE;
+        in.mode = attr->st_mode & 07777;
+    }
+    if (to_set & FUSE_SET_ATTR_UID) {
+        in.valid |= SA_UID;
+        in.uid = attr->st_uid;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+        in.valid |= SA_GID;
+        in.gid = attr->st_gid;
+    }
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+        in.valid |= SA_ATIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+        in.valid |= SA_ATIME;
+        in.atime = ts_ns(&attr->st_atim);
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+        in.valid |= SA_MTIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+        in.valid |= SA_MTIME;
+        in.mtime = ts_ns(&attr->st_mtim);
+    }
+    if (to_set & FUSE_SET_ATTR_CTIME) {
+        in.valid |= SA_CTIME;
+        in.ctime = ts_ns(&attr->st_ctim);
+    }
+    if (in.valid) {
+        /* An explicit mtime must not be overwritten by a later commit of
+         * buffered writes: flush them first. */
+        if (in.valid & (SA_MTIME | SA_MTIME_NOW)) {
+            cfile *c = cfs_file_find(m->fs, ino);
+            if (c) {
+                rc = cfile_flush(c);
+                cfile_put(c);
+                if (rc < 0) {
+                    reply_err(req, rc);
+                    return;
+                }
+            }
+        }
+        mc_inode r;
+        rc = mc_setattr(m->meta, ino, &in, &r);
+        if (rc < 0) {
+            reply_err(req, rc);
+            return;
+        }
+        out = r.a;
+        have = 1;
+        mc_inode_clear(&r);
+    }
+    if (!have) {
+        op_getattr(req, ino, fi);
+        return;
+    }
+    overlay(m, &out);
+    struct stat st;
+    to_stat(&out, &st);
+    fuse_reply_attr(req, &st, m->attr_timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    mc_inode in;
+    int rc = mc_readlink(M(req)->meta, ino, &in);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    fuse_reply_readlink(req, in.target);
+    mc_inode_clear(&in);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    cmount *m = M(req);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    int rc = name_ok(name);
+    mc_inode in;
+    if (rc == 0)
+        rc = mc_create(m->meta, "mknod", parent, name, mode, ctx->uid, ctx->gid, rdev, FSC_EXCL,
+                       &in);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    reply_entry(req, parent, &in.a);
+    mc_inode_clear(&in);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    cmount *m = M(req);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    int rc = name_ok(name);
+    mc_inode in;
+    if (rc == 0)
+        rc = mc_mkdir(m->meta, parent, name, S_IFDIR | (mode & 07777), ctx->uid, ctx->gid, &in);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    reply_entry(req, parent, &in.a);
+    mc_inode_clear(&in);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    cmount *m = M(req);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    int rc = name_ok(name);
+    if (rc == 0 && strlen(link) > FS_SYMLINK_MAX)
+        rc = -ENAMETOOLONG;
+    mc_inode in;
+    if (rc == 0)
+        rc = mc_symlink(m->meta, parent, name, link, ctx->uid, ctx->gid, &in);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    reply_entry(req, parent, &in.a);
+    mc_inode_clear(&in);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    cmount *m = M(req);
+    int rc = name_ok(newname);
+    mc_inode in;
+    if (rc == 0)
+        rc = mc_link(m->meta, ino, newparent, newname, &in);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    reply_entry(req, newparent, &in.a);
+    mc_inode_clear(&in);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    int rc = name_ok(name);
+    if (rc == 0)
+        rc = mc_unlink(M(req)->meta, parent, name, NULL);
+    reply_err(req, rc);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    int rc = name_ok(name);
+    if (rc == 0)
+        rc = mc_rmdir(M(req)->meta, parent, name);
+    reply_err(req, rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    int rc = name_ok(name);
+    if (rc == 0)
+        rc = name_ok(newname);
+    if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = mc_rename(M(req)->meta, parent, name, newparent, newname, flags);
+    reply_err(req, rc);
+}
+
+static void open_reply(fuse_req_t req, cmount *m, cfile *c, struct fuse_file_info *fi,
+                       int changed)
+{
+    fh *h = xcalloc(1, sizeof(*h));
+    h->f = c;
+    h->flags = fi->flags;
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->keep_cache = !changed;
+    if (m->direct_io || (fi->flags & O_DIRECT))
+        fi->direct_io = 1;
+    if (fuse_reply_open(req, fi) != 0) {
+        cfile_put(c);
+        free(h);
+    }
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    cmount *m = M(req);
+    cfile *c = cfs_file(m->fs, ino);
+    int changed = 0;
+    int rc = cfile_open(c, &changed);
+    if (rc == 0 && (fi->flags & O_TRUNC)) {
+        fs_attr a;
+        rc = cfile_truncate(c, 0, &a);
+        changed = 1;
+    }
+    if (rc < 0) {
+        cfile_put(c);
+        reply_err(req, rc);
+        return;
+    }
+    open_reply(req, m, c, fi, changed);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    cmount *m = M(req);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    int rc = name_ok(name);
+    mc_inode in;
+    if (rc == 0)
+        rc = mc_create(m->meta, "create", parent, name, S_IFREG | (mode & 07777), ctx->uid,
+                       ctx->gid, 0, (fi->flags & O_EXCL) ? FSC_EXCL : 0, &in);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    if (!S_ISREG(in.a.mode)) {
+        mc_inode_clear(&in);
+        reply_err(req, -EISDIR);
+        return;
+    }
+    cfile *c = cfs_file(m->fs, in.a.ino);
+    int changed = 0;
+    if (!in.existed) {
+        /* A new file: its (empty) map is known without asking metad. */
+        cfile_seed(c, &in);
+    } else {
+        rc = cfile_open(c, &changed);
+        if (rc == 0 && (fi->flags & O_TRUNC)) {
+            fs_attr a;
+            rc = cfile_truncate(c, 0, &a);
+            if (rc == 0)
+                in.a = a;
+        }
+        if (rc < 0) {
+            cfile_put(c);
+            mc_inode_clear(&in);
+            reply_err(req, rc);
+            return;
+        }
+    }
+    struct fuse_entry_param e;
+    fill_entry(m, &in.a, &e);
+    fh *h = xcalloc(1, sizeof(*h));
+    h->f = c;
+    h->flags = fi->flags;
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->keep_cache = !changed;
+    if (m->direct_io || (fi->flags & O_DIRECT))
+        fi->direct_io = 1;
+    ino_ref(m, in.a.ino, parent, 0);
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        ino_forget(m, in.a.ino, 1);
+        cfile_put(c);
+        free(h);
+    }
+    mc_inode_clear(&in);
+}
+
+static fh *FH(struct fuse_file_info *fi) { return (fh *)(uintptr_t)fi->fh; }
+
+/* Per-thread read buffer: worker threads are bounded, so is this memory. */
+static __thread uint8_t *rbuf;
+static __thread size_t rbuf_cap;
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)ino;
+    fh *h = FH(fi);
+    if (off < 0) {
+        reply_err(req, -EINVAL);
+        return;
+    }
+    if (rbuf_cap < size) {
+        free(rbuf);
+        rbuf = malloc(size);
+        rbuf_cap = rbuf ? size : 0;
+        if (!rbuf) {
+            reply_err(req, -ENOMEM);
+            return;
+        }
+    }
+    long n = cfile_read(h->f, (uint64_t)off, size, rbuf, &h->ra);
+    if (n < 0) {
+        reply_err(req, (int)n);
+        return;
+    }
+    fuse_reply_buf(req, (const char *)rbuf, (size_t)n);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    fh *h = FH(fi);
+    if (off < 0) {
+        reply_err(req, -EINVAL);
+        return;
+    }
+    long n = cfile_write(h->f, (uint64_t)off, (const uint8_t *)data, size);
+    if (n < 0) {
+        reply_err(req, (int)n);
+        return;
+    }
+    fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    reply_err(req, cfile_flush(FH(fi)->f));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    reply_err(req, cfile_flush(FH(fi)->f));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fh *h = FH(fi);
+    /* flush already ran at close(); this catches writes through mmap or a
+     * handle that was never flushed. The error has nowhere to go but the log. */
+    int rc = cfile_flush(h->f);
+    if (rc < 0)
+        log_error("inode %llu: data not committed at release: %s", (unsigned long long)ino,
+                  cairn_strerror(rc));
+    cfile_put(h->f);
+    free(h);
+    reply_err(req, 0);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    dh *d = xcalloc(1, sizeof(*d));
+    pthread_mutex_init(&d->lock, NULL);
+    d->first = 3;
+    fi->fh = (uint64_t)(uintptr_t)d;
+    /* Directory contents are fetched fresh at every opendir. */
+    fi->cache_readdir = 0;
+    if (fuse_reply_open(req, fi) != 0) {
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+    }
+}
+
+/* Make sure the handle's window contains FUSE offset off (>= 3) or is at
+ * the end of the directory. d->lock held. */
+static int dh_fill(cmount *m, fuse_ino_t ino, dh *d, uint64_t off)
+{
+    if (off < d->first) {
+        /* Seek backwards: list again from the start. */
+        mc_dirents_free(d->ents, d->n);
+        d->ents = NULL;
+        d->n = 0;
+        d->first = 3;
+        d->cursor = 0;
+        d->eof = 0;
+    }
+    while (off >= d->first + d->n && !d->eof) {
+        mc_dirent *ents;
+        size_t n;
+        uint64_t next;
+        int eof;
+        int rc = mc_readdir(m->meta, ino, d->cursor, 512, &ents, &n, &next, &eof);
+        if (rc < 0)
+            return rc;
+        /* Drop what the kernel has already consumed, keep the rest. */
+        uint64_t drop = MIN((uint64_t)d->n, off - d->first);
+        for (uint64_t i = 0; i < drop; i++)
+            free(d->ents[i].name);
+        size_t keep = d->n - (size_t)drop;
+        mc_dirent *nv = xmalloc((keep + n + 1) * sizeof(mc_dirent));
+        if (keep)
+            memcpy(nv, d->ents + drop, keep * sizeof(mc_dirent));
+        if (n)
+            memcpy(nv + keep, ents, n * sizeof(mc_dirent));
+        free(d->ents);
+        free(ents);
+        d->ents = nv;
+        d->n = keep + n;
+        d->first += drop;
+        d->cursor = next;
+        d->eof = eof || n == 0;
+    }
+    return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi, int plus)
+{
+    cmount *m = M(req);
+    dh *d = (dh *)(uintptr_t)fi->fh;
+    char *out = malloc(size);
+    if (!out) {
+        reply_err(req, -ENOMEM);
+        return;
+    }
+    size_t pos = 0;
+    uint64_t o = off < 0 ? 0 : (uint64_t)off;
+    pthread_mutex_lock(&d->lock);
+    int rc = 0;
+    while (o < 2) {
+        struct stat st;
+        memset(&st, 0, sizeof(st));
+        st.st_mode = S_IFDIR;
+        st.st_ino = o == 0 ? ino : ino_parent(m, ino);
+        const char *nm = o == 0 ? "." : "..";
+        size_t need;
+        if (plus) {
+            struct fuse_entry_param e;
+            memset(&e, 0, sizeof(e));
+            e.attr = st;
+            need = fuse_add_direntry_plus(req, out + pos, size - pos, nm, &e, (off_t)(o + 1));
+        } else {
+            need = fuse_add_direntry(req, out + pos, size - pos, nm, &st, (off_t)(o + 1));
+        }
+        if (need > size - pos)
+            goto out;
+        pos += need;
+        o++;
+    }
+    for (;;) {
+        uint64_t want = o + 1; /* FUSE offset of the next entry to return */
+        rc = dh_fill(m, ino, d, want);
+        if (rc < 0)
+            break;
+        if (want >= d->first + d->n)
+            break;
+        mc_dirent *de = &d->ents[want - d->first];
+        size_t need;
+        if (plus) {
+            struct fuse_entry_param e;
+            fill_entry(m, &de->a, &e);
+            need = fuse_add_direntry_plus(req, out + pos, size - pos, de->name, &e,
+                                          (off_t)(want));
+            if (need <= size - pos)
+                ino_ref(m, de->a.ino, ino, S_ISDIR(de->a.mode));
+        } else {
+            struct stat st;
+            to_stat(&de->a, &st);
+            need = fuse_add_direntry(req, out + pos, size - pos, de->name, &st, (off_t)want);
+        }
+        if (need > size - pos)
+            break;
+        pos += need;
+        o = want;
+    }
+out:
+    pthread_mutex_unlock(&d->lock);
+    if (rc < 0 && pos == 0)
+        reply_err(req, rc);
+    else
+        fuse_reply_buf(req, out, pos);
+    free(out);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    do_readdir(req, ino, size, off, fi, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+    do_readdir(req, ino, size, off, fi, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    dh *d = (dh *)(uintptr_t)fi->fh;
+    mc_dirents_free(d->ents, d->n);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+    reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    (void)fi;
+    /* Every namespace operation is durable on metad when it returns. */
+    reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    (void)ino;
+    cmount *m = M(req);
+    mc_statfs s;
+    int rc = mc_statfs_get(m->meta, &s);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    struct statvfs v;
+    memset(&v, 0, sizeof(v));
+    v.f_bsize = 1 << 20;
+    v.f_frsize = 4096;
+    v.f_blocks = s.total / v.f_frsize;
+    v.f_bfree = s.free / v.f_frsize;
+    v.f_bavail = v.f_bfree;
+    v.f_files = s.files + s.ffree;
+    v.f_ffree = s.ffree;
+    v.f_favail = s.ffree;
+    v.f_namemax = FS_NAME_MAX;
+    fuse_reply_statfs(req, &v);
+}
+
+/* Read-only attributes cairn computes (DESIGN.md §9). */
+static int virtual_xattr(cmount *m, fuse_ino_t ino, const char *name, char *out, size_t *len)
+{
+    if (strcmp(name, "cairn.vv") != 0 && strcmp(name, "cairn.sha256") != 0)
+        return 0;
+    if (strcmp(name, "cairn.vv") == 0) {
+        mc_inode in;
+        int rc = mc_getattr(m->meta, ino, NULL, &in);
+        if (rc < 0)
+            return rc;
+        *len = vv_format(&in.a.vv, out, VV_TEXT_MAX);
+        mc_inode_clear(&in);
+        return 1;
+    }
+    mc_inode in;
+    int rc = mc_getattr(m->meta, ino, NULL, &in);
+    if (rc < 0)
+        return rc;
+    int reg = S_ISREG(in.a.mode);
+    mc_inode_clear(&in);
+    if (!reg)
+        return -ENODATA;
+    cfile *c = cfs_file(m->fs, ino);
+    uint8_t d[CHUNK_ID_LEN];
+    rc = cfile_sha256(c, d);
+    cfile_put(c);
+    if (rc < 0)
+        return rc;
+    chunk_id_hex(d, out);
+    *len = CHUNK_ID_HEX;
+    return 1;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    cmount *m = M(req);
+    char vbuf[VV_TEXT_MAX + CHUNK_ID_HEX + 1];
+    size_t vlen = 0;
+    int v = virtual_xattr(m, ino, name, vbuf, &vlen);
+    if (v < 0) {
+        reply_err(req, v);
+        return;
+    }
+    uint8_t *val = NULL;
+    size_t len = 0;
+    if (is_acl(name)) {
+        reply_err(req, -EOPNOTSUPP);
+        return;
+    }
+    if (v == 1) {
+        val = (uint8_t *)vbuf;
+        len = vlen;
+    } else {
+        int rc = mc_xattr_get(m->meta, ino, name, &val, &len);
+        if (rc < 0) {
+            reply_err(req, rc);
+            return;
+        }
+    }
+    if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        reply_err(req, -ERANGE);
+    else
+        fuse_reply_buf(req, (const char *)val, len);
+    if (v != 1)
+        free(val);
+}
+
+/* POSIX ACLs are not supported: their xattrs must not be stored as plain
+ * attributes, or the kernel would show an ACL it does not enforce. */
+static int is_acl(const char *name)
+{
+    return strcmp(name, "system.posix_acl_access") == 0 ||
+           strcmp(name, "system.posix_acl_default") == 0;
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    if (is_acl(name)) {
+        reply_err(req, -EOPNOTSUPP);
+        return;
+    }
+    if (strncmp(name, "cairn.", 6) == 0 &&
+        (strcmp(name, "cairn.vv") == 0 || strcmp(name, "cairn.sha256") == 0)) {
+        reply_err(req, -EPERM);
+        return;
+    }
+    if (strlen(name) > FS_XATTR_NAME_MAX) {
+        reply_err(req, -ERANGE);
+        return;
+    }
+    if (size > FS_XATTR_VALUE_MAX) {
+        reply_err(req, -E2BIG);
+        return;
+    }
+    uint32_t f = 0;
+    if (flags & XATTR_CREATE)
+        f |= 1;
+    if (flags & XATTR_REPLACE)
+        f |= 2;
+    reply_err(req, mc_xattr_set(M(req)->meta, ino, name, value, size, f));
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    char *names = NULL;
+    size_t len = 0;
+    int rc = mc_xattr_list(M(req)->meta, ino, &names, &len);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        reply_err(req, -ERANGE);
+    else
+        fuse_reply_buf(req, names ? names : "", len);
+    free(names);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    reply_err(req, mc_xattr_remove(M(req)->meta, ino, name));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                         struct fuse_file_info *fi)
+{
+    cmount *m = M(req);
+    fh *h = FH(fi);
+    if (off < 0 || len <= 0) {
+        reply_err(req, -EINVAL);
+        return;
+    }
+    uint64_t end = (uint64_t)off + (uint64_t)len;
+    if (mode == 0) {
+        /* Space is not reserved per file; extending the size is what the
+         * caller can observe. */
+        mc_inode in;
+        int rc = mc_getattr(m->meta, ino, NULL, &in);
+        if (rc == 0) {
+            overlay(m, &in.a);
+            if (end > in.a.size) {
+                fs_attr a;
+                rc = cfile_truncate(h->f, end, &a);
+            }
+            mc_inode_clear(&in);
+        }
+        reply_err(req, rc);
+        return;
+    }
+    if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+        mc_inode in;
+        int rc = mc_getattr(m->meta, ino, NULL, &in);
+        if (rc < 0) {
+            reply_err(req, rc);
+            return;
+        }
+        overlay(m, &in.a);
+        uint64_t size = in.a.size;
+        mc_inode_clear(&in);
+        if (end > size)
+            end = size;
+        /* Zeros over the range: whole chunks of zeros become holes. */
+        static const size_t step = 1 << 20;
+        uint8_t *z = calloc(1, step);
+        if (!z) {
+            reply_err(req, -ENOMEM);
+            return;
+        }
+        for (uint64_t p = (uint64_t)off; p < end && rc == 0;) {
+            size_t n = (size_t)MIN((uint64_t)step, end - p);
+            long w = cfile_write(h->f, p, z, n);
+            if (w < 0)
+                rc = (int)w;
+            else
+                p += (uint64_t)w;
+        }
+        free(z);
+        reply_err(req, rc);
+        return;
+    }
+    reply_err(req, -EOPNOTSUPP);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = op_init,
+    .destroy = op_destroy,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .symlink = op_symlink,
+    .link = op_link,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .rename = op_rename,
+    .open = op_open,
+    .create = op_create,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .release = op_release,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .fallocate = op_fallocate,
+};
+
+const struct fuse_lowlevel_ops *cmount_ops(void) { return &ops; }
