@@ -40,13 +40,22 @@ typedef struct ccache_config {
     uint64_t disk_max;      /* bytes of payload on disk */
     uint64_t mem_max;       /* bytes of payload in memory */
     unsigned queue_max;     /* pending disk inserts; 0 = 16 */
+    unsigned fd_max;        /* descriptors of disk files kept open for
+                             * ccache_read; 0 = 64 */
 } ccache_config;
 
 /* Opens (creating dir if needed), indexes existing files (LRU order from
- * their mtime), removes temp files, and trims to disk_max. */
+ * their mtime), removes temp files and damaged files (counted in
+ * disk_corrupt), and trims to disk_max. -EBUSY if another open cache
+ * (in this or another process) uses dir; other -errno if dir cannot be
+ * created or read. */
 int ccache_open(const ccache_config *cfg, ccache **out);
-/* Waits for queued disk writes, frees everything. */
+/* Waits for queued disk writes, frees everything. No other call may run
+ * concurrently with or after it. */
 void ccache_close(ccache *c);
+/* Waits until every disk insert and removal queued before the call is done
+ * (on disk and in the disk index). Returns at once without a disk tier. */
+void ccache_flush(ccache *c);
 
 /* Whole chunk: memory tier, else disk tier (loaded into memory, verified).
  * NULL on miss. */
@@ -63,6 +72,10 @@ void ccache_put(ccache *c, const uint8_t id[CHUNK_ID_LEN], cbuf *b, int to_disk)
 /* Drop from both tiers (e.g. after a verify failure elsewhere). */
 void ccache_drop(ccache *c, const uint8_t id[CHUNK_ID_LEN]);
 
+/* hits_*, misses: one per ccache_get/ccache_read (a chunk still waiting in
+ * the disk queue is a memory hit). disk_corrupt: files deleted because they
+ * failed a check (at open or on use). disk_skipped: disk inserts not done
+ * (queue full, chunk larger than disk_max, write error). */
 typedef struct ccache_stats {
     uint64_t mem_bytes, mem_items, disk_bytes, disk_items;
     uint64_t hits_mem, hits_disk, misses, disk_corrupt, disk_skipped;
