@@ -850,6 +850,14 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &v);
 }
 
+/* POSIX ACLs are not supported: their xattrs must not be stored as plain
+ * attributes, or the kernel would show an ACL it does not enforce. */
+static int is_acl(const char *name)
+{
+    return strcmp(name, "system.posix_acl_access") == 0 ||
+           strcmp(name, "system.posix_acl_default") == 0;
+}
+
 /* Read-only attributes cairn computes (DESIGN.md §9). */
 static int virtual_xattr(cmount *m, fuse_ino_t ino, const char *name, char *out, size_t *len)
 {
@@ -917,14 +925,6 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         fuse_reply_buf(req, (const char *)val, len);
     if (v != 1)
         free(val);
-}
-
-/* POSIX ACLs are not supported: their xattrs must not be stored as plain
- * attributes, or the kernel would show an ACL it does not enforce. */
-static int is_acl(const char *name)
-{
-    return strcmp(name, "system.posix_acl_access") == 0 ||
-           strcmp(name, "system.posix_acl_default") == 0;
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
