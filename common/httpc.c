@@ -281,8 +281,14 @@ static int map_curl_error(CURL *e, CURLcode rc, const struct xfer *x)
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
         return CAIRN_EPROTO;
+    case CURLE_UNSUPPORTED_PROTOCOL: {
+        /* after a connection this is a reply curl cannot parse as HTTP/1.x
+         * (it refuses HTTP/0.9); before one it is an unknown URL scheme */
+        char *ip = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &ip);
+        return ip && ip[0] ? CAIRN_EPROTO : -EINVAL;
+    }
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
         return -EINVAL;
     case CURLE_OUT_OF_MEMORY:
         return -ENOMEM;

@@ -692,6 +692,8 @@ httpd *httpd_start(const httpd_config *cfg)
 
     h->mhd = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_access, h,
+        /* first, so that MHD's own option parsing already logs through it */
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections ? cfg->max_connections : 1024),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->conn_timeout_s ? cfg->conn_timeout_s : 120),
@@ -699,7 +701,6 @@ httpd *httpd_start(const httpd_config *cfg)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->mhd) {
