@@ -491,7 +491,7 @@ int snap_load_latest(const char *dir, uint64_t *lsn, int *skipped_newer, snap_lo
 {
     uint64_t *v = NULL;
     size_t n = 0;
-    int dirfd, rc;
+    int dirfd, rc, newest_err = 0;
 
     if (skipped_newer)
         *skipped_newer = 0;
@@ -531,12 +531,14 @@ int snap_load_latest(const char *dir, uint64_t *lsn, int *skipped_newer, snap_lo
             goto out;
         }
         log_warn("snap: skipping %s: %s; trying an older snapshot", path, cairn_strerror(rc));
+        if (!newest_err)
+            newest_err = rc;
         free(path);
         if (skipped_newer)
             *skipped_newer = 1;
     }
     log_error("snap: no snapshot in %s verifies", dir);
-    rc = CAIRN_ECORRUPT;
+    rc = newest_err == CAIRN_EBADVERSION ? CAIRN_EBADVERSION : CAIRN_ECORRUPT;
 out:
     free(v);
     close(dirfd);

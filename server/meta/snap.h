@@ -50,7 +50,8 @@ typedef int (*snap_load_fn)(const uint8_t *rec, size_t len, void *ctx);
  * lsn in *lsn. A damaged newer file is logged and skipped; *skipped_newer
  * (may be NULL) is set to 1 then. -ENOENT if there is no snapshot at all
  * (or no directory); CAIRN_ECORRUPT if there are snapshots but none
- * verifies. The caller must discard partial state if fn fails (its error is
+ * verifies (CAIRN_EBADVERSION when the newest has a format this build does
+ * not read). The caller must discard partial state if fn fails (its error is
  * returned) or if the file changes under the loader between verification
  * and delivery (CAIRN_ECORRUPT after some records were passed on). Only
  * files named exactly "snap-<16 hex>.snap" are considered. */
