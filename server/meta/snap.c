@@ -126,6 +126,37 @@ static int list_snaps(int dirfd, uint64_t **out, size_t *n_out)
     return 0;
 }
 
+/* mkdir -p dir; when dir itself is new, fsync its parent so the directory
+ * (and so everything synced inside it) survives a crash. Ancestors created
+ * along the way are the deployment's business (they normally exist). */
+static int ensure_dir(const char *dir, int no_sync)
+{
+    struct stat st;
+    char *parent;
+    const char *slash;
+    int rc;
+
+    if (stat(dir, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (errno != ENOENT)
+        return -errno;
+    rc = ensure_dir(dir, 0);
+    if (rc < 0 || no_sync)
+        return rc;
+    slash = strrchr(dir, '/');
+    while (slash && slash > dir && slash[1] == '\0')
+        slash = memrchr(dir, '/', (size_t)(slash - dir));
+    if (!slash)
+        parent = xstrdup(".");
+    else if (slash == dir)
+        parent = xstrdup("/");
+    else
+        parent = xstrndup(dir, (size_t)(slash - dir));
+    rc = fsync_dir(parent);
+    free(parent);
+    return rc;
+}
+
 /* ---- writer --------------------------------------------------------- */
 
 static int flush_buf(snap_writer *s)
@@ -184,7 +215,7 @@ int snap_begin(const char *dir, uint64_t lsn, snap_writer **out)
     snap_name(s->tmp, lsn, 1);
     snap_name(s->name, lsn, 0);
 
-    rc = mkdir_p(dir, 0755);
+    rc = ensure_dir(dir, 0);
     if (rc < 0)
         goto fail;
     s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

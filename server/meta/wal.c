@@ -154,6 +154,37 @@ static int dir_sync(wal *w)
     return fsync(w->dirfd) < 0 ? -errno : 0;
 }
 
+/* mkdir -p dir; when dir itself is new, fsync its parent so the directory
+ * (and so everything synced inside it) survives a crash. Ancestors created
+ * along the way are the deployment's business (they normally exist). */
+static int ensure_dir(const char *dir, int no_sync)
+{
+    struct stat st;
+    char *parent;
+    const char *slash;
+    int rc;
+
+    if (stat(dir, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (errno != ENOENT)
+        return -errno;
+    rc = mkdir_p(dir, 0755);
+    if (rc < 0 || no_sync)
+        return rc;
+    slash = strrchr(dir, '/');
+    while (slash && slash > dir && slash[1] == '\0')
+        slash = memrchr(dir, '/', (size_t)(slash - dir));
+    if (!slash)
+        parent = xstrdup(".");
+    else if (slash == dir)
+        parent = xstrdup("/");
+    else
+        parent = xstrndup(dir, (size_t)(slash - dir));
+    rc = fsync_dir(parent);
+    free(parent);
+    return rc;
+}
+
 /* ---- the flusher ---------------------------------------------------- */
 
 /* One-shot injected faults and the I/O counters of one batch. */
@@ -993,7 +1024,7 @@ int wal_open(const wal_config *cfg, uint64_t from_lsn, wal_replay_fn replay, voi
     pthread_cond_init(&w->durable_cv, NULL);
     pthread_cond_init(&w->space_cv, NULL);
 
-    rc = mkdir_p(w->dir, 0755);
+    rc = ensure_dir(w->dir, w->no_sync);
     if (rc < 0)
         goto fail;
     w->dirfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
