@@ -10,10 +10,18 @@
  * the caller, who knows what is idempotent). It returns 0 when an HTTP
  * response arrived (any status, see resp->status) and a negative code when
  * none did: -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -ECONNRESET, CAIRN_EPROTO
- * (malformed response), -EFBIG (response body above max_resp). The body is
- * malloc'd into resp->body (NUL-terminated; len excludes it) and freed with
- * httpc_resp_free. The response headers ETag, Retry-After, Cairn-Errno and
- * Cairn-Epoch are captured when present.
+ * (malformed response, or an ETag longer than resp->etag holds), -EFBIG
+ * (response body above max_resp), and also -EINVAL (bad URL), -ENOMEM,
+ * -EIO (any other transport failure). The body is malloc'd into resp->body
+ * (NUL-terminated; len excludes it; never NULL after a 0 return, "" when
+ * empty) and freed with httpc_resp_free. On a negative return resp holds
+ * nothing to free (body NULL, status 0). The response headers ETag,
+ * Retry-After (delta seconds or an HTTP date, as seconds from now),
+ * Cairn-Errno and Cairn-Epoch are captured when present.
+ *
+ * Requests: POST and PUT always send Content-Length (0 without a body),
+ * other methods only with a body; "Expect: 100-continue" is never sent.
+ * Without a Content-Type in headers, none is sent.
  */
 #ifndef CAIRN_HTTPC_H
 #define CAIRN_HTTPC_H

@@ -561,8 +561,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         *con_cls = r;
         return first_call(h, r);
     }
-    if (r->state == RQ_DONE)
+    if (r->state == RQ_DONE) {
+        *upload_data_size = 0;
         return MHD_YES;
+    }
 
     if (*upload_data_size) {
         size_t n = *upload_data_size;

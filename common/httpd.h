@@ -9,26 +9,48 @@
  * Routing: a table of {method, path prefix, handler, name}. The first entry
  * whose method matches and whose prefix is a prefix of the path wins (exact
  * match when the prefix does not end in '/'). Unknown path: 404; known path,
- * wrong method: 405 with Allow. The name labels /metrics series.
+ * wrong method: 405 with Allow. The name labels /metrics series (routes
+ * sharing a name share series; "metrics" is the built-in route and "none"
+ * counts requests that matched no route).
  *
  * Bodies: the helper buffers the request body, bounded per route
  * (max_body; a Content-Length above it is answered 413 before any byte is
  * read; a chunked body that grows past it likewise). A body shorter than its
  * Content-Length (client hung up) never reaches the handler. Bytes of bodies
- * being received across all connections are capped by max_inflight_body:
- * past the cap the request is answered 503 with Retry-After (seconds) and
- * the handler is not called.
+ * being received or handled across all connections are capped by
+ * max_inflight_body: past the cap the request is answered 503 with
+ * Retry-After (seconds) and the handler is not called. A body is counted
+ * from its first call (its whole Content-Length at once) until its handler
+ * returns, so a client that has read the answer finds the bytes released. A
+ * single body is always admitted when no other is in flight, so any body up
+ * to max_body can make progress. 413 answers carry Cairn-Errno: EFBIG.
+ * A rejection decided from the headers is answered at once and the
+ * connection is closed after it, without reading the body. libmicrohttpd
+ * cannot answer in the middle of a body, so a chunked body that passes a
+ * limit is read and dropped (up to 8 MiB more, then the connection is cut)
+ * and answered when it ends.
  *
  * Responses: a handler must call exactly one httpd_reply* before returning
  * (if it does not, the helper answers 500 and logs it). Headers added with
- * httpd_add_header go out with the reply. httpd_reply takes ownership of a
- * malloc'd body (free()d after sending); httpd_reply_static does not.
+ * httpd_add_header go out with the reply (added before or after the
+ * httpd_reply* call). httpd_reply takes ownership of a malloc'd body
+ * (free()d after sending); httpd_reply_static does not, and its body must
+ * outlive the response (static storage). A second reply is logged and
+ * dropped (the first one goes out). For a HEAD request a reply may pass
+ * body NULL with len > 0: the answer then carries Content-Length: len and no
+ * body (e.g. a chunk's size without reading the chunk).
  *
  * Built-in: GET /metrics is served by the helper: per-route request counts
- * by status, bytes in/out, a latency histogram, in-flight body bytes, plus
+ * by status (cairn_http_requests_total{route,code}), body bytes in/out
+ * (cairn_http_bytes_in_total, cairn_http_bytes_out_total), a latency
+ * histogram from headers received to answer sent
+ * (cairn_http_request_seconds{route}, 0.5 ms .. 10 s), in-flight body bytes
+ * (cairn_http_inflight_body_bytes), accepted and open connections
+ * (cairn_http_connections_total, cairn_http_connections_open), then
  * whatever the application's metrics callback appends (Prometheus text).
- * Every response carries the headers added with httpd_set_global_header
- * (e.g. the cluster epoch, through a callback evaluated per response).
+ * Every response, the helper's own answers included, carries the headers
+ * that config.global_headers adds (e.g. the cluster epoch), called once per
+ * response on the connection's thread.
  */
 #ifndef CAIRN_HTTPD_H
 #define CAIRN_HTTPD_H
@@ -93,7 +115,8 @@ void httpd_reply_static(httpd_req *r, int status, const char *content_type,
 void httpd_reply_text(httpd_req *r, int status, const char *text);
 /* Error reply for a negative code: status from cairn_err_to_http, header
  * Cairn-Errno: <ENAME> when the code is an errno, text body with the
- * message. */
+ * message (one line; detail may be NULL). A 503 also gets Retry-After
+ * unless the handler added one; a 304 has no body. */
 void httpd_reply_err(httpd_req *r, int err, const char *detail);
 
 #endif

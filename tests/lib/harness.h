@@ -28,26 +28,34 @@ char *tmpdir_make(const char *tag);
 void tmpdir_remove(const char *path);
 
 /* Path of a binary in $BUILD/bin (static buffer per call site is not
- * needed: returns malloc'd). */
+ * needed: returns malloc'd). A relative $BUILD is taken relative to
+ * $CAIRN_ROOT when that is set (tests/run.sh sets it). */
 char *bin_path(const char *name);
 
-/* Start argv (argv[0] = binary name in $BUILD/bin, NULL-terminated), with
- * stderr/stdout to "<dir>/<name>.<n>.log". If addr_file is non-NULL, wait up
- * to timeout_ms for it to appear and fill p->addr/url. 0 or -errno
- * (-ETIMEDOUT; the log is printed to stderr to help diagnose). */
+/* Start argv (argv[0] = binary name in $BUILD/bin, or an absolute path;
+ * NULL-terminated), with stderr/stdout to "<dir>/<name>.<n>.log" and stdin
+ * from /dev/null. If addr_file is non-NULL it is removed first (a stale
+ * one must not look like readiness), then waited for up to timeout_ms
+ * (<= 0: 30 s) and p->addr/url are filled. 0 or -errno: -ETIMEDOUT (the
+ * process is killed), -ECHILD (it exited before writing the file), -ENOENT
+ * or -EACCES (no such binary); on failure the log is printed to stderr to
+ * help diagnose and p->pid is 0. */
 int proc_start(proc *p, const char *dir, const char *const *argv, const char *addr_file,
                int timeout_ms);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; returns the exit status as
- * waitpid reports it (or -1). */
+ * waitpid reports it (or -1). Also collects a process that already exited
+ * (e.g. seen by proc_alive); p->pid is 0 afterwards. */
 int proc_stop(proc *p, int timeout_ms);
 /* SIGKILL and reap. */
 void proc_kill9(proc *p);
 /* 1 if still running. */
 int proc_alive(proc *p);
 
-/* Convenience: start cairn-metad --format on dir/meta; fills p. */
+/* Convenience: start cairn-metad --format on dir/meta (created empty if
+ * missing) with --addr-file dir/meta.addr; fills p. */
 int start_metad(proc *p, const char *dir, const char *const *extra_args);
-/* Start cairn-chunkd with data dir dir/chunkN registering with meta_addr. */
+/* Start cairn-chunkd with data dir dir/chunkN (created if missing) and
+ * --addr-file dir/chunkN.addr, registering with meta_addr. */
 int start_chunkd(proc *p, const char *dir, int n, const char *meta_addr,
                  const char *const *extra_args);
 
