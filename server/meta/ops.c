@@ -179,8 +179,12 @@ static int mutate(metad *m, fs_op *op, fs_result *res, uint64_t *lsn)
     p = recw_finish(&w, &len);
     rc = fs_apply(m->fs, p, len, res);
     *lsn = 0;
-    if (rc == 0)
-        *lsn = res->changed ? persist_log(m, p, len) : wal_last_lsn(m->wal);
+    if (rc == 0 && res->changed) {
+        *lsn = persist_log(m, p, len);
+    } else if (rc == 0) {
+        uint64_t last = wal_last_lsn(m->wal);
+        *lsn = last > wal_durable_lsn(m->wal) ? last : 0;
+    }
     recw_free(&w);
     return rc;
 }
