@@ -147,7 +147,11 @@ $(BUILD)/tests/test_fuse_%: tests/unit/test_fuse_%.c $(TESTLIB_OBJ) $(LIBFUSE) $
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(TESTLIB_OBJ) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(TEST_CC) $(LIBCOMMON) $(LDLIBS) -lcmocka
-# Server tests drive real daemons over HTTP; they link common/ and the harness.
+# Server tests drive real daemons over HTTP; they link common/ and the harness
+# (srv_client* also link the client library, to act as one or more clients).
+$(BUILD)/tests/srv_client%: tests/server/srv_client%.c $(TESTLIB_OBJ) $(LIBCLIENT) $(LIBCACHE) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(TEST_CC) $(LIBCLIENT) $(LIBCACHE) $(LIBCOMMON) $(LDLIBS) -lcmocka
 $(BUILD)/tests/srv_%: tests/server/srv_%.c $(TESTLIB_OBJ) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(TEST_CC) $(LIBCOMMON) $(LDLIBS) -lcmocka

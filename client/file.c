@@ -1178,8 +1178,9 @@ int cfile_flush(cfile *c)
         }
         rc = seal_all(c);
         wait_uploads(c);
-        /* Writes that raced with the uploads are sealed too. */
-        if (rc == 0)
+        /* Writes that raced with the uploads are sealed too; a failed
+         * upload is reported now, not retried within this flush. */
+        if (rc == 0 && !c->err)
             rc = seal_all(c);
         wait_uploads(c);
     }

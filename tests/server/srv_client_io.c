@@ -1,0 +1,401 @@
+/*
+ * srv_client.c — the client library (metaclient, chunkio, file striping)
+ * against a real cairn-metad and three cairn-chunkd on 127.0.0.1.
+ *
+ * Each "client" is an independent stack (its own connections, cache and
+ * memory budget), so two of them writing one file behave like two mounts.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "cache/bufpool.h"
+#include "cache/chunkcache.h"
+#include "client/chunkio.h"
+#include "client/file.h"
+#include "client/metaclient.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "tests/lib/harness.h"
+
+#define MiB (1u << 20)
+
+static char *dir;
+static proc metad, chunkd[3];
+
+typedef struct client {
+    mc *meta;
+    ccache *cache;
+    bufpool *pool;
+    cio *io;
+    cfs *fs;
+    mc_fsinfo info;
+} client;
+
+static client *client_new(unsigned retry_ms)
+{
+    client *c = xcalloc(1, sizeof(*c));
+    mc_config mcc = {.addr = metad.addr, .retry_ms = retry_ms};
+    c->meta = mc_new(&mcc);
+    assert_non_null(c->meta);
+    assert_int_equal(mc_fsinfo_get(c->meta, &c->info), 0);
+    ccache_config cc = {.dir = NULL, .mem_max = 16 * MiB};
+    assert_int_equal(ccache_open(&cc, &c->cache), 0);
+    c->pool = bufpool_new(64 * MiB);
+    int err;
+    cio_config ic = {.meta = c->meta, .cache = c->cache, .pool = c->pool,
+                     .chunk_size = c->info.chunk_size, .replicas = c->info.replicas,
+                     .min_replicas = c->info.min_replicas, .retry_ms = retry_ms,
+                     .cache_writes = 1};
+    c->io = cio_new(&ic, &err);
+    assert_non_null(c->io);
+    cfs_config fc = {.meta = c->meta, .io = c->io, .pool = c->pool, .fs = c->info};
+    c->fs = cfs_new(&fc);
+    return c;
+}
+
+static void client_free(client *c)
+{
+    cfs_free(c->fs);
+    cio_free(c->io);
+    ccache_close(c->cache);
+    bufpool_free(c->pool);
+    mc_free(c->meta);
+    free(c);
+}
+
+static uint64_t create_file(client *c, const char *name)
+{
+    mc_inode in;
+    assert_int_equal(mc_create(c->meta, "create", FS_ROOT_INO, name, S_IFREG | 0644, 0, 0, 0,
+                               FSC_EXCL, &in),
+                     0);
+    uint64_t ino = in.a.ino;
+    cfile *f = cfs_file(c->fs, ino);
+    cfile_seed(f, &in);
+    cfile_put(f);
+    mc_inode_clear(&in);
+    return ino;
+}
+
+static cfile *open_file(client *c, uint64_t ino)
+{
+    cfile *f = cfs_file(c->fs, ino);
+    int changed;
+    assert_int_equal(cfile_open(f, &changed), 0);
+    return f;
+}
+
+static void write_all(cfile *f, uint64_t off, const uint8_t *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        size_t step = MIN(n - done, (size_t)MiB);
+        long w = cfile_write(f, off + done, p + done, step);
+        assert_true(w > 0);
+        done += (size_t)w;
+    }
+}
+
+/* Read the whole file through a fresh client (nothing cached). */
+static uint8_t *read_fresh(uint64_t ino, size_t *len)
+{
+    client *c = client_new(5000);
+    cfile *f = open_file(c, ino);
+    mc_inode in;
+    assert_int_equal(mc_getattr(c->meta, ino, NULL, &in), 0);
+    size_t size = (size_t)in.a.size;
+    mc_inode_clear(&in);
+    uint8_t *out = xmalloc(size + 1);
+    size_t done = 0;
+    while (done < size) {
+        long n = cfile_read(f, done, MIN(size - done, (size_t)MiB), out + done, NULL);
+        assert_true(n > 0);
+        done += (size_t)n;
+    }
+    assert_int_equal(cfile_read(f, size, 100, out + size, NULL), 0);
+    cfile_put(f);
+    client_free(c);
+    *len = size;
+    return out;
+}
+
+static uint8_t *random_bytes(size_t n, unsigned seed)
+{
+    uint8_t *p = xmalloc(n);
+    uint64_t x = 0x9E3779B97F4A7C15ull * (seed + 1);
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+    return p;
+}
+
+static int cluster_up(void *arg)
+{
+    (void)arg;
+    mc_config mcc = {.addr = metad.addr, .retry_ms = 1000};
+    mc *m = mc_new(&mcc);
+    mc_cluster cl;
+    int up = 0;
+    if (mc_cluster_get(m, &cl) == 0) {
+        for (size_t i = 0; i < cl.n; i++)
+            up += cl.servers[i].state == SERVER_UP;
+        mc_cluster_clear(&cl);
+    }
+    mc_free(m);
+    return up == 3;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    log_set_level(LOG_ERROR);
+    dir = tmpdir_make("client");
+    assert_int_equal(start_metad(&metad, dir, NULL), 0);
+    const char *hb[] = {"--heartbeat-interval", "500ms", NULL};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(start_chunkd(&chunkd[i], dir, i + 1, metad.addr, hb), 0);
+    assert_true(wait_until(cluster_up, NULL, 15000));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        if (chunkd[i].pid > 0)
+            proc_stop(&chunkd[i], 5000);
+    proc_stop(&metad, 5000);
+    tmpdir_remove(dir);
+    free(dir);
+    return 0;
+}
+
+/* A multi-chunk file with a partial last chunk round-trips byte for byte. */
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    client *a = client_new(5000);
+    uint64_t ino = create_file(a, "roundtrip");
+    size_t n = 10 * MiB + 12345;
+    uint8_t *data = random_bytes(n, 1);
+    cfile *f = open_file(a, ino);
+    write_all(f, 0, data, n);
+    assert_int_equal(cfile_flush(f), 0);
+    cfile_put(f);
+    client_free(a);
+    size_t len;
+    uint8_t *got = read_fresh(ino, &len);
+    assert_int_equal(len, n);
+    assert_memory_equal(got, data, n);
+    free(got);
+    free(data);
+}
+
+/* A small file is committed inline: no chunk in its map. Growing it past the
+ * inline limit turns it into chunks and keeps the old bytes. */
+static void test_inline_then_grow(void **state)
+{
+    (void)state;
+    client *a = client_new(5000);
+    uint64_t ino = create_file(a, "small");
+    uint8_t *data = random_bytes(100, 2);
+    cfile *f = open_file(a, ino);
+    write_all(f, 0, data, 100);
+    assert_int_equal(cfile_flush(f), 0);
+    mc_inode in;
+    assert_int_equal(mc_map(a->meta, ino, NULL, &in), 0);
+    assert_true(in.has_inline);
+    assert_int_equal(in.inl_len, 100);
+    assert_memory_equal(in.inl, data, 100);
+    assert_int_equal(in.nslots, 0);
+    mc_inode_clear(&in);
+
+    uint8_t tail[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    write_all(f, 5000, tail, sizeof(tail));
+    assert_int_equal(cfile_flush(f), 0);
+    cfile_put(f);
+    assert_int_equal(mc_map(a->meta, ino, NULL, &in), 0);
+    assert_false(in.has_inline);
+    assert_int_equal(in.nslots, 1);
+    assert_int_equal(in.a.size, 5010);
+    mc_inode_clear(&in);
+    client_free(a);
+
+    size_t len;
+    uint8_t *got = read_fresh(ino, &len);
+    assert_int_equal(len, 5010);
+    assert_memory_equal(got, data, 100);
+    for (size_t i = 100; i < 5000; i++)
+        assert_int_equal(got[i], 0);
+    assert_memory_equal(got + 5000, tail, sizeof(tail));
+    free(got);
+    free(data);
+}
+
+/* Two clients write different chunks of one file from the same base; the
+ * second commit conflicts, rebases and keeps both. */
+static void test_concurrent_different_chunks(void **state)
+{
+    (void)state;
+    client *a = client_new(5000), *b = client_new(5000);
+    uint64_t ino = create_file(a, "twochunks");
+    size_t cs = a->info.chunk_size;
+    uint8_t *base = random_bytes(3 * cs, 3);
+    cfile *fa = open_file(a, ino);
+    write_all(fa, 0, base, 3 * cs);
+    assert_int_equal(cfile_flush(fa), 0);
+
+    cfile *fb = open_file(b, ino);
+    uint8_t *x = random_bytes(cs, 4), *y = random_bytes(cs, 5);
+    write_all(fa, 0, x, cs);          /* A: chunk 0 */
+    write_all(fb, 2 * cs, y, cs);     /* B: chunk 2, same base VV */
+    assert_int_equal(cfile_flush(fa), 0);
+    assert_int_equal(cfile_flush(fb), 0); /* 412 -> rebase -> retry */
+    cfs_stats st;
+    cfs_get_stats(b->fs, &st);
+    assert_true(st.conflicts >= 1);
+    cfile_put(fa);
+    cfile_put(fb);
+    client_free(a);
+    client_free(b);
+
+    size_t len;
+    uint8_t *got = read_fresh(ino, &len);
+    assert_int_equal(len, 3 * cs);
+    assert_memory_equal(got, x, cs);
+    assert_memory_equal(got + cs, base + cs, cs);
+    assert_memory_equal(got + 2 * cs, y, cs);
+    free(got);
+    free(base);
+    free(x);
+    free(y);
+}
+
+/* Two clients write disjoint ranges of the SAME chunk: the rebase merges
+ * the second writer's bytes into the first writer's chunk. */
+static void test_concurrent_same_chunk(void **state)
+{
+    (void)state;
+    client *a = client_new(5000), *b = client_new(5000);
+    uint64_t ino = create_file(a, "samechunk");
+    size_t n = 2 * MiB;
+    uint8_t *base = random_bytes(n, 6);
+    cfile *fa = open_file(a, ino);
+    write_all(fa, 0, base, n);
+    assert_int_equal(cfile_flush(fa), 0);
+    cfile *fb = open_file(b, ino);
+    uint8_t pa[100], pb[100];
+    memset(pa, 0xAA, sizeof(pa));
+    memset(pb, 0xBB, sizeof(pb));
+    write_all(fa, 1000, pa, sizeof(pa));
+    write_all(fb, 500000, pb, sizeof(pb));
+    assert_int_equal(cfile_flush(fa), 0);
+    assert_int_equal(cfile_flush(fb), 0);
+    cfile_put(fa);
+    cfile_put(fb);
+    client_free(a);
+    client_free(b);
+
+    memcpy(base + 1000, pa, sizeof(pa));
+    memcpy(base + 500000, pb, sizeof(pb));
+    size_t len;
+    uint8_t *got = read_fresh(ino, &len);
+    assert_int_equal(len, n);
+    assert_memory_equal(got, base, n);
+    free(got);
+    free(base);
+}
+
+/* Shrinking then extending must not bring old bytes back; holes read as
+ * zeros and are not stored. */
+static void test_truncate_and_holes(void **state)
+{
+    (void)state;
+    client *a = client_new(5000);
+    uint64_t ino = create_file(a, "trunc");
+    size_t n = 6 * MiB;
+    uint8_t *data = random_bytes(n, 7);
+    cfile *f = open_file(a, ino);
+    write_all(f, 0, data, n);
+    assert_int_equal(cfile_flush(f), 0);
+    fs_attr at;
+    assert_int_equal(cfile_truncate(f, MiB + 3, &at), 0);
+    assert_int_equal(at.size, MiB + 3);
+    assert_int_equal(cfile_truncate(f, n, &at), 0);
+    uint8_t far[7] = {7, 7, 7, 7, 7, 7, 7};
+    uint64_t far_off = 5ull * a->info.chunk_size + 17;
+    write_all(f, far_off, far, sizeof(far));
+    assert_int_equal(cfile_flush(f), 0);
+    cfile_put(f);
+    mc_inode in;
+    assert_int_equal(mc_map(a->meta, ino, NULL, &in), 0);
+    /* slot 0 (trimmed) and slot 5; 1..4 are holes */
+    assert_int_equal(in.nslots, 2);
+    assert_int_equal(in.slots[0].index, 0);
+    assert_int_equal(in.slots[1].index, 5);
+    mc_inode_clear(&in);
+    client_free(a);
+
+    size_t len;
+    uint8_t *got = read_fresh(ino, &len);
+    assert_int_equal(len, far_off + sizeof(far));
+    assert_memory_equal(got, data, MiB + 3);
+    for (size_t i = MiB + 3; i < far_off; i++)
+        if (got[i] != 0)
+            fail_msg("byte %zu is %u after truncate + extend, expected 0", i, got[i]);
+    assert_memory_equal(got + far_off, far, sizeof(far));
+    free(got);
+    free(data);
+}
+
+/* With every chunk server gone, a flush fails loudly after the retry time
+ * instead of reporting success. */
+static void test_flush_fails_without_servers(void **state)
+{
+    (void)state;
+    client *a = client_new(1500);
+    uint64_t ino = create_file(a, "nowhere");
+    for (int i = 0; i < 3; i++)
+        proc_kill9(&chunkd[i]);
+    uint8_t *data = random_bytes(MiB, 8);
+    cfile *f = open_file(a, ino);
+    long w = cfile_write(f, 0, data, MiB);
+    assert_int_equal(w, MiB);
+    int rc = cfile_flush(f);
+    assert_true(rc < 0);
+    cfile_put(f);
+    client_free(a);
+    mc_config mcc = {.addr = metad.addr, .retry_ms = 1000};
+    mc *m = mc_new(&mcc);
+    mc_inode in;
+    assert_int_equal(mc_getattr(m, ino, NULL, &in), 0);
+    assert_int_equal(in.a.size, 0); /* nothing was committed */
+    mc_inode_clear(&in);
+    mc_free(m);
+    free(data);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_inline_then_grow),
+        cmocka_unit_test(test_concurrent_different_chunks),
+        cmocka_unit_test(test_concurrent_same_chunk),
+        cmocka_unit_test(test_truncate_and_holes),
+        cmocka_unit_test(test_flush_fails_without_servers),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
