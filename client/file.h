@@ -65,7 +65,8 @@ typedef struct cfs_config {
 } cfs_config;
 
 cfs *cfs_new(const cfs_config *cfg);
-/* All cfiles must have been flushed and put. */
+/* All cfiles must have been flushed and put, and the chunk I/O layer
+ * freed first (its workers run upload callbacks on cfiles). */
 void cfs_free(cfs *f);
 
 cfile *cfs_file(cfs *f, uint64_t ino);

@@ -301,10 +301,11 @@ unmount:
 out:
     if (se)
         fuse_session_destroy(se);
-    if (m.fs)
-        cfs_free(m.fs);
+    /* Upload workers run callbacks on cfiles: stop them before the files. */
     if (m.io)
         cio_free(m.io);
+    if (m.fs)
+        cfs_free(m.fs);
     if (m.cache)
         ccache_close(m.cache);
     if (m.pool)

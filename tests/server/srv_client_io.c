@@ -64,8 +64,10 @@ static client *client_new(unsigned retry_ms)
 
 static void client_free(client *c)
 {
-    cfs_free(c->fs);
+    /* Workers finish their callbacks (which touch cfiles) before the file
+     * layer goes away. */
     cio_free(c->io);
+    cfs_free(c->fs);
     ccache_close(c->cache);
     bufpool_free(c->pool);
     mc_free(c->meta);
