@@ -550,7 +550,8 @@ static void test_body_too_large(void **state)
 
     /* a chunked body is cut off once it passes the limit */
     buf q = {0};
-    buf_printf(&q, "PUT /small HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    buf_printf(&q, "PUT /small HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                   "Connection: close\r\n\r\n");
     for (int i = 0; i < 3; i++) {
         buf_printf(&q, "%x\r\n", 600);
         buf_append(&q, b, 600);
@@ -575,6 +576,54 @@ static void test_body_too_large(void **state)
     free(resp);
 
     assert_int_equal(count_get(&small_calls), before + 2);
+}
+
+/* Sends a chunked body far beyond what the server drains; returns once
+ * the server closed the connection (send fails or EOF is read). */
+static void test_chunked_flood_is_cut(void **state)
+{
+    (void)state;
+    unsigned before = count_get(&small_calls);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(httpd_port(srv))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const char *hdr = "PUT /small HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_int_equal(send(fd, hdr, strlen(hdr), MSG_NOSIGNAL), (ssize_t)strlen(hdr));
+    static char chunk[65536 + 16];
+    int n = snprintf(chunk, sizeof(chunk), "%x\r\n", 65536);
+    memset(chunk + n, 'f', 65536);
+    memcpy(chunk + n + 65536, "\r\n", 2);
+    size_t clen = (size_t)n + 65536 + 2;
+    /* 64 MiB is far past the drain bound: the server must hang up first */
+    int cut = 0;
+    for (int i = 0; i < 1024 && !cut; i++) {
+        size_t off = 0;
+        while (off < clen) {
+            ssize_t w = send(fd, chunk + off, clen - off, MSG_NOSIGNAL);
+            if (w <= 0) {
+                cut = 1;
+                break;
+            }
+            off += (size_t)w;
+        }
+    }
+    if (!cut) {
+        char tmp[256];
+        cut = read(fd, tmp, sizeof(tmp)) <= 0;
+    }
+    close(fd);
+    assert_true(cut);
+    assert_int_equal(count_get(&small_calls), before);
+
+    httpc_resp r;
+    assert_int_equal(do_req(cli, "GET", "/hello", NULL, 0, 5000, &r), 0);
+    assert_int_equal(r.status, 200);
+    httpc_resp_free(&r);
 }
 
 struct upload {
@@ -625,6 +674,23 @@ static void test_inflight_cap_503(void **state)
     assert_int_equal(do_req(cli, "PUT", "/echo/y", b, 30u << 10, 5000, &r), 0);
     assert_int_equal(r.status, 201);
     httpc_resp_free(&r);
+
+    /* a chunked body is refused once it grows past the cap */
+    buf q = {0};
+    buf_printf(&q, "PUT /echo/c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                   "Connection: close\r\n\r\n");
+    for (int i = 0; i < 6; i++) {
+        buf_printf(&q, "%x\r\n", 10240);
+        buf_append(&q, b, 10240);
+        buf_printf(&q, "\r\n");
+    }
+    buf_printf(&q, "0\r\n\r\n");
+    char *resp = raw_exchange(q.data, q.len, 0);
+    buf_free(&q);
+    assert_memory_equal(resp, "HTTP/1.1 503", 12);
+    assert_true(raw_has_header(resp, "Retry-After: 1"));
+    free(resp);
+    assert_int_equal(count_get(&echo_calls), before + 1);
 
     gate_release(&block_gate);
     assert_int_equal(pthread_join(t, NULL), 0);
@@ -1060,6 +1126,7 @@ int main(void)
         cmocka_unit_test(test_echo_1mib),
         cmocka_unit_test(test_not_found_and_method),
         cmocka_unit_test(test_body_too_large),
+        cmocka_unit_test(test_chunked_flood_is_cut),
         cmocka_unit_test(test_inflight_cap_503),
         cmocka_unit_test(test_head),
         cmocka_unit_test(test_err_mapping),
