@@ -440,12 +440,6 @@ static void allow_header(httpd_req *r)
     buf_free(&b);
 }
 
-static int is_metrics_path(const char *method, const char *path)
-{
-    (void)method;
-    return strcmp(path, "/metrics") == 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* MHD callbacks */
 
@@ -454,7 +448,7 @@ static enum MHD_Result first_call(httpd *h, httpd_req *r)
     const httpd_config *cfg = h->cfg;
     int path_known;
 
-    if (is_metrics_path(r->method, r->path)) {
+    if (strcmp(r->path, "/metrics") == 0) {
         r->stat = h->stat_metrics;
         if (!method_is(r->method, "GET") && !r->is_head) {
             httpd_add_header(r, "Allow", "GET, HEAD");
