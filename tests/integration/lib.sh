@@ -271,6 +271,17 @@ metric() {
   metrics | awk -v n="$1" '$1 == n { print $2; exit }'
 }
 
+# chunk_metric_sum NAME: sum of one sample over every running chunk server
+chunk_metric_sum() {
+  local i a sum=0 v
+  for i in "${!CHUNK_ADDRS[@]}"; do
+    a=${CHUNK_ADDRS[$i]}
+    v=$(curl -s --max-time 5 "http://$a/metrics" | awk -v n="$1" '$1 == n { print $2; exit }')
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+
 # every chunk server's address is in the cluster map and metad counts N up
 _cluster_ready() { # N
   local body=$T/.cluster.bin i up
@@ -387,6 +398,9 @@ umount_fs() {
 tree_sums() {
   (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
 }
+
+# elapsed T0: seconds since T0 (a `date +%s.%N` value), 2 decimals
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 
 # peak resident memory (VmHWM) of a pid in KiB
 vm_hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
