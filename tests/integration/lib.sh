@@ -144,20 +144,26 @@ pid_alive() {
 pid_dead() { ! pid_alive "$1"; }
 
 # stop_pid PID SECONDS [SIG]: signal, wait bounded, SIGKILL as a last resort.
-# Returns 0 if it exited by itself after SIG, 1 if it had to be killed.
+# Returns 0 if it exited by itself after SIG, 1 if it had to be killed; its
+# exit status is left in LAST_STATUS (128+n for a signal).
 stop_pid() {
   local pid=$1 limit=$2 sig=${3:-TERM}
   [ -n "$pid" ] || return 0
-  pid_alive "$pid" || { wait "$pid" 2>/dev/null; return 0; }
-  kill "-$sig" "$pid" 2>/dev/null
-  if wait_until "$limit" pid_dead "$pid"; then
+  LAST_STATUS=
+  if pid_alive "$pid"; then
+    kill "-$sig" "$pid" 2>/dev/null
+    wait_until "$limit" pid_dead "$pid"
+  fi
+  if pid_dead "$pid"; then
     wait "$pid" 2>/dev/null
+    LAST_STATUS=$?
     return 0
   fi
   note "pid $pid did not exit within ${limit}s of SIG$sig; sending SIGKILL"
   kill -KILL "$pid" 2>/dev/null
   wait_until 10 pid_dead "$pid"
   wait "$pid" 2>/dev/null
+  LAST_STATUS=137
   return 1
 }
 
@@ -397,6 +403,24 @@ umount_fs() {
 # tree_sums DIR: "sha256  relative/path" of every regular file, sorted
 tree_sums() {
   (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+}
+
+# tree_listing DIR: type, mode, owner, size, link count and path of files and
+# symlinks (with the target), type, mode, owner and path of directories (whose
+# sizes and link counts are file system specific), sorted
+tree_listing() {
+  (cd "$1" && {
+    find . -mindepth 1 \( -type f -o -type l \) -printf '%y %m %U:%G %s %n %P %l\n'
+    find . -mindepth 1 -type d -printf '%y %m %U:%G %P\n'
+  } | LC_ALL=C sort)
+}
+
+# user.* xattrs of every entry below DIR, hex-encoded, stable order
+tree_xattrs() {
+  (cd "$1" && getfattr -R -P -h -d -e hex -m '^user\.' . 2>&1 | awk '
+    /^# file: / { f = $0; next }
+    /^$/ { next }
+    { print f " " $0 }' | LC_ALL=C sort)
 }
 
 # elapsed T0: seconds since T0 (a `date +%s.%N` value), 2 decimals

@@ -18,18 +18,12 @@ note "cp -a of $(du -sh "$SRC" | cut -f1) ($(find "$SRC" | wc -l) entries): $((S
 check diff_r diff -r --no-dereference "$SRC" "$MNT/inc"
 
 # ---- listing: type, mode, owner, size, link count, path
-listing() { # DIR
-  (cd "$1" && {
-    find . -mindepth 1 \( -type f -o -type l \) -printf '%y %m %U:%G %s %n %P\n'
-    find . -mindepth 1 -type d -printf '%y %m %U:%G %P\n'
-  } | LC_ALL=C sort)
-}
-listing "$SRC" >"$T/list.src"
-listing "$MNT/inc" >"$T/list.mnt"
+tree_listing "$SRC" >"$T/list.src"
+tree_listing "$MNT/inc" >"$T/list.mnt"
 if cmp -s "$T/list.src" "$T/list.mnt"; then
   ok find_attrs
 else
-  fail find_attrs "find -printf '%y %m %U:%G %s %n %P' differs (< source, > mount):
+  fail find_attrs "find -printf '%y %m %U:%G %s %n %P %l' differs (< source, > mount):
 $(diff "$T/list.src" "$T/list.mnt" | head -n 12)"
 fi
 
