@@ -163,6 +163,11 @@ static char **expand_o(int *argc, char **argv, int *read_only)
 
 int main(int argc, char **argv)
 {
+    /* Used to regenerate the option list of man/cairn-mount.8. */
+    if (argc == 2 && strcmp(argv[1], "--print-man-options") == 0) {
+        opts_print_man(&spec, stdout);
+        return 0;
+    }
     int read_only = 0;
     char **av = expand_o(&argc, argv, &read_only);
     if (!av)
