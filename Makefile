@@ -66,6 +66,15 @@ SERVER_BINS := $(patsubst tests/server/%.c,$(BUILD)/tests/%,$(SERVER_SRC))
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
+# tests/posix/*.c form one conformance program; tests/fsx/*.c the exerciser.
+POSIX_SRC  := $(wildcard tests/posix/*.c)
+FSX_SRC    := $(wildcard tests/fsx/*.c)
+ifneq ($(POSIX_SRC),)
+TOOL_BINS  += $(BUILD)/tests/posix_suite
+endif
+ifneq ($(FSX_SRC),)
+TOOL_BINS  += $(BUILD)/tests/fsx
+endif
 
 .PHONY: all deps test unit asan demo demo-stop bench clean install man-options
 all: deps-quiet $(BINS)
@@ -158,6 +167,14 @@ $(BUILD)/tests/srv_%: tests/server/srv_%.c $(TESTLIB_OBJ) $(LIBCOMMON)
 $(BUILD)/tests/%: tests/tools/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS)
+
+$(BUILD)/tests/posix_suite: $(call obj,$(POSIX_SRC)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/fsx: $(call obj,$(FSX_SRC)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit-bins: $(UNIT_BINS)
 test-bins: $(BINS) $(UNIT_BINS) $(SERVER_BINS) $(TOOL_BINS)
