@@ -77,6 +77,11 @@ enum fsrec_tag {
     FT_MIN_REPLICAS = 54,
 
     FT_TOTAL = 60, FT_FREE = 61, FT_FILES = 62, FT_FFREE = 63, FT_BSIZE = 64,
+
+    FT_SESSION = 70,   /* client session id */
+    FT_LEASE_MS = 71,  /* session lease length */
+    FT_OPEN = 72,      /* u64 1: the request also marks the inode held open */
+    FT_CLIENT = 73,    /* client description, e.g. "host:pid" */
 };
 
 /* setattr FT_VALID bits. *_NOW: the server uses its own clock. */
@@ -88,7 +93,9 @@ enum {
 /* create FT_FLAGS bits. */
 enum { FSC_EXCL = 1 };
 
-enum { SERVER_UP = 1, SERVER_DOWN = 2, SERVER_DRAINING = 3 };
+/* SERVER_FULL: up and serving reads, but its free space is below the
+ * metad's --full-reserve, so writers place new chunks elsewhere. */
+enum { SERVER_UP = 1, SERVER_DOWN = 2, SERVER_DRAINING = 3, SERVER_FULL = 4 };
 
 #define FS_SLOT_LEN 44
 
