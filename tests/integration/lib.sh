@@ -34,9 +34,9 @@ SKIPPED=0
 declare -a OWN_PIDS=()       # every daemon pid this script started
 declare -A MOUNT_PIDS=()     # mountpoint -> cairn-mount pid
 declare -a CHUNK_PIDS=() CHUNK_ADDRS=() CHUNK_PORTS=()
-METAD_PID= METAD_ADDR= METAD_PORT=
+METAD_PID='' METAD_ADDR='' METAD_PORT=''
 METAD_DATA=$T/metad
-METAD_N=0                    # how many times metad was started (log names)
+METAD_N=0                    # how many times metad was started (addr file names)
 declare -a CHUNK_N=()
 
 # Timeouts in seconds; each wait below is bounded by one of these.

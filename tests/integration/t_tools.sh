@@ -150,7 +150,7 @@ fi
 
 # ---- rm -rf: everything goes, and metad forgets the inodes
 t0=$SECONDS
-rm_err=$(rm -rf "$MNT"/* "$MNT"/.[!.]* 2>&1)
+rm_err=$(rm -rf "${MNT:?}"/* "${MNT:?}"/.[!.]* 2>&1)
 note "rm -rf: $((SECONDS - t0))s"
 left=$(ls -A "$MNT" 2>&1)
 if [ -z "$rm_err" ] && [ -z "$left" ]; then
