@@ -379,20 +379,26 @@ void cfile_seed(cfile *c, const mc_inode *rec)
     pthread_mutex_unlock(&c->lock);
 }
 
-int cfile_open(cfile *c, int *changed)
+int cfile_open(cfile *c, int *changed, int hold)
 {
     *changed = 0;
+    mc *meta = c->fs->cfg.meta;
     pthread_mutex_lock(&c->lock);
     if (c->dirty || c->committing || c->inflight) {
         /* This client's view is newer than metad's until it commits. */
         pthread_mutex_unlock(&c->lock);
+        if (hold && mc_session(meta)) {
+            uint64_t ino = c->ino;
+            return mc_session_hold(meta, mc_session(meta), &ino, 1);
+        }
         return 0;
     }
     int had = c->have_base;
     vv cur = c->base.vv;
     pthread_mutex_unlock(&c->lock);
     mc_inode rec;
-    int rc = mc_map(c->fs->cfg.meta, c->ino, had ? &cur : NULL, &rec);
+    int rc = hold ? mc_map_open(meta, c->ino, had ? &cur : NULL, &rec)
+                  : mc_map(meta, c->ino, had ? &cur : NULL, &rec);
     if (rc == CAIRN_ENOTMODIFIED)
         return 0;
     if (rc < 0)
@@ -1225,7 +1231,7 @@ long cfile_write(cfile *c, uint64_t off, const uint8_t *src, size_t len)
     if (!c->have_base && !c->dirty && !c->committing) {
         pthread_mutex_unlock(&c->lock);
         int changed;
-        int orc = cfile_open(c, &changed);
+        int orc = cfile_open(c, &changed, 0);
         if (orc < 0)
             return orc;
         pthread_mutex_lock(&c->lock);
@@ -1310,7 +1316,7 @@ long cfile_read(cfile *c, uint64_t off, size_t len, uint8_t *dst, cfile_ra *ra)
     if (!c->have_base && !c->dirty) {
         pthread_mutex_unlock(&c->lock);
         int changed;
-        int rc = cfile_open(c, &changed);
+        int rc = cfile_open(c, &changed, 0);
         if (rc < 0)
             return rc;
         pthread_mutex_lock(&c->lock);
@@ -1497,7 +1503,7 @@ int cfile_sha256(cfile *c, uint8_t out[CHUNK_ID_LEN])
     if (rc < 0)
         return rc;
     int changed;
-    rc = cfile_open(c, &changed);
+    rc = cfile_open(c, &changed, 0);
     if (rc < 0)
         return rc;
     sha256_ctx *h = sha256_new();

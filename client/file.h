@@ -80,8 +80,10 @@ void cfile_put(cfile *c);
 void cfile_seed(cfile *c, const mc_inode *rec);
 
 /* Revalidate the base with metad (If-None-Match); *changed is set when
- * the file changed since this client last saw it (drop page caches). */
-int cfile_open(cfile *c, int *changed);
+ * the file changed since this client last saw it (drop page caches).
+ * hold: mark the inode held open by the client's session (FT_OPEN), also
+ * when no revalidation is needed. */
+int cfile_open(cfile *c, int *changed, int hold);
 
 typedef struct cfile_ra {
     uint64_t next_off;          /* where a sequential reader goes next */

@@ -24,6 +24,7 @@ struct mc {
     httpc *http;
     unsigned retry_ms, timeout_ms;
     uint64_t epoch;            /* atomic: highest Cairn-Epoch seen */
+    uint64_t session;          /* atomic: current session id, 0 = none */
 };
 
 mc *mc_new(const mc_config *cfg)
@@ -227,7 +228,16 @@ static int mc_post(mc *m, const char *op, recw *req, const char *cond_hdr, mc_in
 {
     size_t len;
     const uint8_t *body = recw_finish(req, &len);
-    const char *hdrs[3] = {"Content-Type: application/x-cairn-record", cond_hdr, NULL};
+    char sh[64];
+    uint64_t sid = mc_session(m);
+    const char *hdrs[4] = {"Content-Type: application/x-cairn-record", NULL, NULL, NULL};
+    int k = 1;
+    if (cond_hdr)
+        hdrs[k++] = cond_hdr;
+    if (sid) {
+        snprintf(sh, sizeof(sh), "Cairn-Session: %llu", (unsigned long long)sid);
+        hdrs[k++] = sh;
+    }
     char path[64];
     snprintf(path, sizeof(path), "/v1/%s", op);
     httpc_resp resp;
@@ -361,12 +371,15 @@ static int resolve_dup_create(mc *m, uint64_t parent, const char *name, uint32_t
     return 0;
 }
 
-int mc_create(mc *m, const char *op, uint64_t parent, const char *name, uint32_t mode,
-              uint32_t uid, uint32_t gid, uint64_t rdev, uint32_t flags, mc_inode *out)
+static int create_call(mc *m, const char *op, uint64_t parent, const char *name, uint32_t mode,
+                       uint32_t uid, uint32_t gid, uint64_t rdev, uint32_t flags, mc_inode *out,
+                       int hold)
 {
     recw w;
     int retried = 0;
     req_init(&w);
+    if (hold && mc_session(m))
+        recw_u64(&w, FT_OPEN, 1);
     recw_u64(&w, FT_PARENT, parent);
     recw_str(&w, FT_NAME, name);
     recw_u64(&w, FT_MODE, mode);
@@ -379,6 +392,18 @@ int mc_create(mc *m, const char *op, uint64_t parent, const char *name, uint32_t
     if (rc == -EEXIST && retried)
         rc = resolve_dup_create(m, parent, name, mode & S_IFMT, out);
     return rc;
+}
+
+int mc_create(mc *m, const char *op, uint64_t parent, const char *name, uint32_t mode,
+              uint32_t uid, uint32_t gid, uint64_t rdev, uint32_t flags, mc_inode *out)
+{
+    return create_call(m, op, parent, name, mode, uid, gid, rdev, flags, out, 0);
+}
+
+int mc_create_open(mc *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+                   uint32_t gid, uint32_t flags, mc_inode *out)
+{
+    return create_call(m, "create", parent, name, mode, uid, gid, 0, flags, out, 1);
 }
 
 int mc_mkdir(mc *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
@@ -617,12 +642,14 @@ int mc_statfs_get(mc *m, mc_statfs *out)
     return rc;
 }
 
-int mc_map(mc *m, uint64_t ino, const vv *inm, mc_inode *out)
+static int map_call(mc *m, uint64_t ino, const vv *inm, mc_inode *out, int hold)
 {
     recw w;
     char h[VV_TEXT_MAX + 32];
     req_init(&w);
     recw_u64(&w, FT_INO, ino);
+    if (hold && mc_session(m))
+        recw_u64(&w, FT_OPEN, 1);
     if (inm)
         vv_header(h, sizeof(h), "If-None-Match", inm);
     int rc = mc_post(m, "map", &w, inm ? h : NULL, out, NULL, NULL);
@@ -633,6 +660,16 @@ int mc_map(mc *m, uint64_t ino, const vv *inm, mc_inode *out)
         rc = CAIRN_EPROTO;
     }
     return rc;
+}
+
+int mc_map(mc *m, uint64_t ino, const vv *inm, mc_inode *out)
+{
+    return map_call(m, ino, inm, out, 0);
+}
+
+int mc_map_open(mc *m, uint64_t ino, const vv *inm, mc_inode *out)
+{
+    return map_call(m, ino, inm, out, 1);
 }
 
 int mc_commit(mc *m, const mc_commit_in *in, mc_inode *out)
@@ -830,5 +867,74 @@ int mc_refs(mc *m, const uint8_t (*ids)[CHUNK_ID_LEN], size_t n, uint8_t *bits)
     else
         memcpy(bits, p, n);
     httpc_resp_free(&resp);
+    return rc;
+}
+
+/* ---- sessions ---- */
+
+void mc_set_session(mc *m, uint64_t sid) { __atomic_store_n(&m->session, sid, __ATOMIC_RELEASE); }
+uint64_t mc_session(mc *m) { return __atomic_load_n(&m->session, __ATOMIC_ACQUIRE); }
+
+/* POST a session op; on success decode FT_LEASE_MS / FT_SESSION if asked. */
+static int session_call(mc *m, const char *op, recw *w, uint64_t *sid, uint64_t *lease_ms)
+{
+    httpc_resp resp;
+    int rc = mc_post(m, op, w, NULL, NULL, &resp, NULL);
+    if (rc < 0)
+        return rc;
+    recr r;
+    if (rec_open(&r, resp.body, resp.len) < 0) {
+        rc = CAIRN_EPROTO;
+    } else {
+        if (sid && rec_get_u64(&r, FT_SESSION, sid) < 0)
+            rc = CAIRN_EPROTO;
+        if (lease_ms && rec_get_u64(&r, FT_LEASE_MS, lease_ms) < 0)
+            rc = CAIRN_EPROTO;
+    }
+    httpc_resp_free(&resp);
+    return rc;
+}
+
+int mc_session_new(mc *m, const char *client, uint64_t *sid, uint64_t *lease_ms)
+{
+    recw w;
+    req_init(&w);
+    recw_str(&w, FT_CLIENT, client);
+    int rc = session_call(m, "session_new", &w, sid, lease_ms);
+    recw_free(&w);
+    return rc;
+}
+
+int mc_session_renew(mc *m, uint64_t sid, const uint64_t *released, size_t n, uint64_t *lease_ms)
+{
+    recw w;
+    req_init(&w);
+    recw_u64(&w, FT_SESSION, sid);
+    for (size_t i = 0; i < n; i++)
+        recw_u64(&w, FT_INO, released[i]);
+    int rc = session_call(m, "session_renew", &w, NULL, lease_ms);
+    recw_free(&w);
+    return rc;
+}
+
+int mc_session_hold(mc *m, uint64_t sid, const uint64_t *inos, size_t n)
+{
+    recw w;
+    req_init(&w);
+    recw_u64(&w, FT_SESSION, sid);
+    for (size_t i = 0; i < n; i++)
+        recw_u64(&w, FT_INO, inos[i]);
+    int rc = session_call(m, "session_hold", &w, NULL, NULL);
+    recw_free(&w);
+    return rc;
+}
+
+int mc_session_end(mc *m, uint64_t sid)
+{
+    recw w;
+    req_init(&w);
+    recw_u64(&w, FT_SESSION, sid);
+    int rc = session_call(m, "session_end", &w, NULL, NULL);
+    recw_free(&w);
     return rc;
 }

@@ -147,6 +147,20 @@ int mc_xattr_set(mc *m, uint64_t ino, const char *name, const void *val, size_t 
 int mc_xattr_list(mc *m, uint64_t ino, char **names, size_t *len);
 int mc_xattr_remove(mc *m, uint64_t ino, const char *name);
 int mc_cluster_get(mc *m, mc_cluster *out);
+
+/* Sessions (docs/PROTOCOL.md "Sessions and open files"). mc_set_session
+ * makes later calls carry "Cairn-Session: <id>"; mc_map_open and create
+ * with hold != 0 also mark the inode as held open by the session. */
+int mc_session_new(mc *m, const char *client, uint64_t *sid, uint64_t *lease_ms);
+/* -ENOENT when the session expired. released: inodes no longer held. */
+int mc_session_renew(mc *m, uint64_t sid, const uint64_t *released, size_t n, uint64_t *lease_ms);
+int mc_session_hold(mc *m, uint64_t sid, const uint64_t *inos, size_t n);
+int mc_session_end(mc *m, uint64_t sid);
+void mc_set_session(mc *m, uint64_t sid);
+uint64_t mc_session(mc *m);
+int mc_map_open(mc *m, uint64_t ino, const vv *if_none_match, mc_inode *out);
+int mc_create_open(mc *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+                   uint32_t gid, uint32_t flags, mc_inode *out);
 /* Which chunk ids are referenced by some file: bits[i] = 0/1. */
 int mc_refs(mc *m, const uint8_t (*ids)[CHUNK_ID_LEN], size_t n, uint8_t *bits);
 

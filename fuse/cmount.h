@@ -23,6 +23,7 @@
 #include "client/chunkio.h"
 #include "client/file.h"
 #include "client/metaclient.h"
+#include "client/session.h"
 
 typedef struct inode_ent inode_ent;
 
@@ -32,6 +33,7 @@ typedef struct cmount {
     ccache *cache;
     bufpool *pool;
     cfs *fs;
+    csession *session;
     mc_fsinfo info;
     double attr_timeout, entry_timeout, neg_timeout;
     int writeback;           /* kernel writeback cache requested */

@@ -289,6 +289,11 @@ int main(int argc, char **argv)
         .readahead_max = (unsigned)o.readahead,
     };
     m.fs = cfs_new(&fc);
+    char hn[256] = "";
+    gethostname(hn, sizeof(hn) - 1);
+    char desc[4400];
+    snprintf(desc, sizeof(desc), "%s:%d %s", hn, (int)getpid(), mountpoint);
+    m.session = csession_start(m.meta, desc);
     log_info("mounted %s on %s (chunk size %llu, %u replicas, inline up to %u bytes)", addr,
              mountpoint, (unsigned long long)m.info.chunk_size, m.info.replicas,
              m.info.inline_max);
@@ -306,6 +311,8 @@ unmount:
 out:
     if (se)
         fuse_session_destroy(se);
+    if (m.session)
+        csession_stop(m.session);
     /* Upload workers run callbacks on cfiles: stop them before the files. */
     if (m.io)
         cio_free(m.io);

@@ -38,6 +38,7 @@ typedef struct fh {
     cfile *f;
     cfile_ra ra;
     int flags;
+    uint64_t ino;
 } fh;
 
 /* One open directory: a window of entries fetched from metad. FUSE offsets
@@ -501,17 +502,19 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     reply_err(req, rc);
 }
 
-static void open_reply(fuse_req_t req, cmount *m, cfile *c, struct fuse_file_info *fi,
-                       int changed)
+static void open_reply(fuse_req_t req, cmount *m, cfile *c, uint64_t ino,
+                       struct fuse_file_info *fi, int changed)
 {
     fh *h = xcalloc(1, sizeof(*h));
     h->f = c;
+    h->ino = ino;
     h->flags = fi->flags;
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->keep_cache = !changed;
     if (m->direct_io || (fi->flags & O_DIRECT))
         fi->direct_io = 1;
     if (fuse_reply_open(req, fi) != 0) {
+        csession_closed(m->session, ino);
         cfile_put(c);
         free(h);
     }
@@ -522,18 +525,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     cmount *m = M(req);
     cfile *c = cfs_file(m->fs, ino);
     int changed = 0;
-    int rc = cfile_open(c, &changed);
+    int first = csession_opened(m->session, ino);
+    int rc = cfile_open(c, &changed, first && csession_active(m->session));
     if (rc == 0 && (fi->flags & O_TRUNC)) {
         fs_attr a;
         rc = cfile_truncate(c, 0, &a);
         changed = 1;
     }
     if (rc < 0) {
+        csession_closed(m->session, ino);
         cfile_put(c);
         reply_err(req, rc);
         return;
     }
-    open_reply(req, m, c, fi, changed);
+    open_reply(req, m, c, ino, fi, changed);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -544,8 +549,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     int rc = name_ok(name);
     mc_inode in;
     if (rc == 0)
-        rc = mc_create(m->meta, "create", parent, name, S_IFREG | (mode & 07777), ctx->uid,
-                       ctx->gid, 0, (fi->flags & O_EXCL) ? FSC_EXCL : 0, &in);
+        rc = mc_create_open(m->meta, parent, name, S_IFREG | (mode & 07777), ctx->uid, ctx->gid,
+                            (fi->flags & O_EXCL) ? FSC_EXCL : 0, &in);
     if (rc < 0) {
         reply_err(req, rc);
         return;
@@ -557,11 +562,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     }
     cfile *c = cfs_file(m->fs, in.a.ino);
     int changed = 0;
+    /* The create request itself held the inode when a session exists. */
+    csession_opened(m->session, in.a.ino);
     if (!in.existed) {
         /* A new file: its (empty) map is known without asking metad. */
         cfile_seed(c, &in);
     } else {
-        rc = cfile_open(c, &changed);
+        rc = cfile_open(c, &changed, 0);
         if (rc == 0 && (fi->flags & O_TRUNC)) {
             fs_attr a;
             rc = cfile_truncate(c, 0, &a);
@@ -569,6 +576,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
                 in.a = a;
         }
         if (rc < 0) {
+            csession_closed(m->session, in.a.ino);
             cfile_put(c);
             mc_inode_clear(&in);
             reply_err(req, rc);
@@ -579,6 +587,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     fill_entry(m, &in.a, &e);
     fh *h = xcalloc(1, sizeof(*h));
     h->f = c;
+    h->ino = in.a.ino;
     h->flags = fi->flags;
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->keep_cache = !changed;
@@ -587,6 +596,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     ino_ref(m, in.a.ino, parent, 0);
     if (fuse_reply_create(req, &e, fi) != 0) {
         ino_forget(m, in.a.ino, 1);
+        csession_closed(m->session, in.a.ino);
         cfile_put(c);
         free(h);
     }
@@ -665,6 +675,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         log_error("inode %llu: data not committed at release: %s", (unsigned long long)ino,
                   cairn_strerror(rc));
     cfile_put(h->f);
+    csession_closed(M(req)->session, h->ino);
     free(h);
     reply_err(req, 0);
 }

@@ -92,7 +92,7 @@ static cfile *open_file(client *c, uint64_t ino)
 {
     cfile *f = cfs_file(c->fs, ino);
     int changed;
-    assert_int_equal(cfile_open(f, &changed), 0);
+    assert_int_equal(cfile_open(f, &changed, 0), 0);
     return f;
 }
 
