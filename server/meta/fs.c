@@ -90,6 +90,7 @@ void fs_get_counts(const fs *f, fs_counts *out)
     out->slots = f->nslots;
     out->inline_bytes = f->inline_bytes;
     out->chunk_refs = refs_count(f->refs);
+    out->orphans = f->norphans;
     memcpy(out->applied, f->applied, sizeof(out->applied));
 }
 
@@ -116,9 +117,57 @@ fs_inode *fsi_inode_new(fs *f, uint64_t ino, uint32_t mode)
     return ip;
 }
 
+void fsi_orphan_add(fs *f, fs_inode *ip)
+{
+    ip->orphan = 1;
+    ip->orph_prev = NULL;
+    ip->orph_next = f->orphans;
+    if (f->orphans)
+        f->orphans->orph_prev = ip;
+    f->orphans = ip;
+    f->norphans++;
+}
+
+static void orphan_del(fs *f, fs_inode *ip)
+{
+    if (ip->orph_prev)
+        ip->orph_prev->orph_next = ip->orph_next;
+    else
+        f->orphans = ip->orph_next;
+    if (ip->orph_next)
+        ip->orph_next->orph_prev = ip->orph_prev;
+    ip->orph_prev = ip->orph_next = NULL;
+    ip->orphan = 0;
+    f->norphans--;
+}
+
+int fs_inode_is_orphan(const fs_inode *ip)
+{
+    return ip->orphan;
+}
+
+uint64_t *fs_orphan_list(const fs *f, size_t *n)
+{
+    uint64_t *out;
+    const fs_inode *ip;
+    size_t i = 0;
+
+    *n = 0;
+    if (f->norphans == 0)
+        return NULL;
+    out = xmalloc(f->norphans * sizeof(uint64_t));
+    for (ip = f->orphans; ip; ip = ip->orph_next)
+        out[i++] = ip->a.ino;
+    *n = i;
+    return out;
+}
+
 void fsi_inode_free(fs *f, fs_inode *ip)
 {
     size_t i;
+
+    if (ip->orphan)
+        orphan_del(f, ip);
 
     for (i = 0; i < ip->nslots; i++)
         refs_del(f->refs, ip->slots[i].id);

@@ -52,6 +52,7 @@ enum fsop_type {
     FSOP_COMMIT = 39,
     FSOP_XATTR_SET = 40,
     FSOP_XATTR_REMOVE = 41,
+    FSOP_ORPHAN_FREE = 42,  /* free an orphan nobody holds any more */
     FSOP_LAST = 47,
 };
 
@@ -64,6 +65,8 @@ enum {
     FT_SNAP_NEXT_SEQ = 203, /* u64: a directory's next sequence */
     FT_SNAP_NEXT_INO = 204, /* u64: the inode number counter */
     FT_SNAP_DPARENT = 205,  /* u64: a directory's parent */
+    FT_OP_KEEP = 206,       /* u64: unlink/rename: keep this ino as an orphan
+                             * if it loses its last link (a session holds it) */
 };
 
 /* Rename flags (FT_FLAGS), as renameat2. */
@@ -87,6 +90,7 @@ typedef struct fs_op {
     uint32_t replica;
     int64_t now;
     uint64_t ino, parent, newparent, gen, rdev, size, valid, flags;
+    uint64_t keep;                      /* FT_OP_KEEP, 0 = none */
     uint32_t mode, uid, gid, umask;
     int64_t atime, mtime, ctime;
     int has_mtime;
@@ -153,10 +157,21 @@ void fs_put_xattr_list(recw *w, const fs_inode *ip);
 int fs_readdir(fs *f, uint64_t ino, uint64_t cursor, uint32_t max, recw *w);
 
 typedef struct fs_counts {
-    uint64_t inodes, dirents, dirs, files, slots, inline_bytes, chunk_refs;
+    uint64_t inodes, dirents, dirs, files, slots, inline_bytes, chunk_refs, orphans;
     uint64_t applied[FSOP_LAST - FSOP_INIT + 1];   /* ops by type */
 } fs_counts;
 void fs_get_counts(const fs *f, fs_counts *out);
+
+/* Orphans: regular files whose last link went away while a client session
+ * held them open (the live path asked for it with FT_OP_KEEP). An orphan
+ * has nlink 0, is in no directory, keeps its chunk map (its chunks stay
+ * referenced) and stays reachable by ino for getattr, setattr, map,
+ * commit and xattr ops, until an FSOP_ORPHAN_FREE record frees it. Link
+ * to an orphan is -ENOENT. Orphans are saved in snapshots (an inode with
+ * nlink 0) and fs_check accepts them. */
+int fs_inode_is_orphan(const fs_inode *ip);
+/* The inos of every orphan (malloc'd array, *n entries; NULL if none). */
+uint64_t *fs_orphan_list(const fs *f, size_t *n);
 
 /* The chunk reference table (read-only use under the read lock). */
 const refs *fs_refs(const fs *f);
@@ -171,7 +186,8 @@ int fs_snapshot_write(fs *f, fs_emit_fn emit, void *ctx);
  * are not passed here); CAIRN_ECORRUPT for a record that does not fit. */
 int fs_snapshot_load(fs *f, const uint8_t *rec, size_t len);
 /* Check the structure (every entry points at an existing inode, link
- * counts equal the names and subdirectories, directory parents match):
+ * counts equal the names and subdirectories, directory parents match,
+ * orphans are regular files with nlink 0 and no name):
  * 0 or CAIRN_ECORRUPT with the first problem logged. Run after loading a
  * snapshot and by tests; O(inodes + entries), under the write lock. */
 int fs_check(fs *f);

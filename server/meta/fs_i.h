@@ -62,6 +62,8 @@ struct fs_inode {
     size_t nslots;
     fs_dir *dir;            /* directories */
     uint32_t seen_links;    /* scratch for fs_check */
+    int orphan;             /* in fs.orphans (nlink 0, kept for a session) */
+    fs_inode *orph_prev, *orph_next;
 };
 
 struct fs {
@@ -70,12 +72,17 @@ struct fs {
     uint64_t ninodes, ndirents, ndirs, nfiles, nslots, inline_bytes;
     uint32_t chunk_size, inline_max;
     refs *refs;
+    fs_inode *orphans;      /* doubly linked through orph_prev/orph_next */
+    uint64_t norphans;
     uint64_t applied[FSOP_LAST - FSOP_INIT + 1];
 };
 
 /* fs.c internals used by fsop.c and fssnap.c. */
 fs_inode *fsi_inode_new(fs *f, uint64_t ino, uint32_t mode);
+/* Free an inode (drops its chunk references; leaves the orphan list). */
 void fsi_inode_free(fs *f, fs_inode *ip);
+/* Put an unlinked regular file on the orphan list. */
+void fsi_orphan_add(fs *f, fs_inode *ip);
 fs_dirent *fsi_dir_find(const fs_dir *d, const char *name, size_t len);
 /* Insert with a given sequence (>= d->next_seq; replay and load keep
  * order); seq 0 = the next one. */

@@ -60,6 +60,8 @@ void fs_op_encode(const fs_op *op, recw *w)
     case FSOP_RMDIR:
         recw_u64(w, FT_PARENT, op->parent);
         recw_str(w, FT_NAME, op->name);
+        if (op->keep)
+            recw_u64(w, FT_OP_KEEP, op->keep);
         break;
     case FSOP_RENAME:
         recw_u64(w, FT_PARENT, op->parent);
@@ -67,6 +69,8 @@ void fs_op_encode(const fs_op *op, recw *w)
         recw_u64(w, FT_NEWPARENT, op->newparent);
         recw_str(w, FT_NEWNAME, op->newname);
         recw_u64(w, FT_FLAGS, op->flags);
+        if (op->keep)
+            recw_u64(w, FT_OP_KEEP, op->keep);
         break;
     case FSOP_SETATTR:
         recw_u64(w, FT_INO, op->ino);
@@ -100,6 +104,9 @@ void fs_op_encode(const fs_op *op, recw *w)
     case FSOP_XATTR_REMOVE:
         recw_u64(w, FT_INO, op->ino);
         recw_str(w, FT_NAME, op->name);
+        break;
+    case FSOP_ORPHAN_FREE:
+        recw_u64(w, FT_INO, op->ino);
         break;
     default:
         break;
@@ -162,6 +169,7 @@ static int op_require(const recr *r, uint8_t type)
         {FSOP_COMMIT, {FT_INO, FT_SIZE}},
         {FSOP_XATTR_SET, {FT_INO, FT_NAME, FT_VALUE}},
         {FSOP_XATTR_REMOVE, {FT_INO, FT_NAME}},
+        {FSOP_ORPHAN_FREE, {FT_INO}},
     };
     size_t i, j;
 
@@ -205,6 +213,7 @@ int fs_op_decode(const uint8_t *rec, size_t len, fs_op *op)
     op->size = opt_u64(&r, FT_SIZE);
     op->valid = opt_u64(&r, FT_VALID);
     op->flags = opt_u64(&r, FT_FLAGS);
+    op->keep = opt_u64(&r, FT_OP_KEEP);
     if (opt_u64(&r, FT_MODE) > UINT32_MAX || opt_u64(&r, FT_UID) > UINT32_MAX ||
         opt_u64(&r, FT_GID) > UINT32_MAX || opt_u64(&r, FT_UMASK) > UINT32_MAX)
         return -EINVAL;
@@ -306,10 +315,16 @@ static int is_ancestor(fs *f, uint64_t anc, const fs_inode *dir)
     return 0;
 }
 
-/* Remove an inode whose last link went away. */
-static void drop_if_unlinked(fs *f, fs_inode *ip)
+/* An inode whose last link went away is freed, unless it is the regular
+ * file the op asked to keep (a client session holds it open): that one
+ * becomes an orphan, freed later by FSOP_ORPHAN_FREE. */
+static void drop_if_unlinked(fs *f, fs_inode *ip, uint64_t keep)
 {
-    if (ip->a.nlink == 0)
+    if (ip->a.nlink != 0)
+        return;
+    if (keep != 0 && keep == ip->a.ino && S_ISREG(ip->a.mode))
+        fsi_orphan_add(f, ip);
+    else
         fsi_inode_free(f, ip);
 }
 
@@ -429,6 +444,8 @@ static int apply_link(fs *f, const fs_op *op, fs_result *res)
         return rc;
     if (ip->dir)
         return -EPERM;
+    if (ip->a.nlink == 0)
+        return -ENOENT;   /* an orphan cannot get a name again, as link(2) */
     if (fsi_dir_find(np->dir, op->newname, nlen))
         return -EEXIST;
     if (ip->a.nlink >= FS_LINK_MAX)
@@ -478,7 +495,7 @@ static int apply_unlink(fs *f, const fs_op *op, fs_result *res, int rmdir)
     touch_c(ip, op);
     res_add(res, dp);
     res_add(res, ip);
-    drop_if_unlinked(f, ip);
+    drop_if_unlinked(f, ip, op->keep);
     return 0;
 }
 
@@ -594,7 +611,7 @@ static int apply_rename(fs *f, const fs_op *op, fs_result *res)
     if (np != sp)
         res_add(res, np);
     if (dst)
-        drop_if_unlinked(f, dst);
+        drop_if_unlinked(f, dst, op->keep);
     return 0;
 }
 
@@ -760,6 +777,19 @@ static int apply_xattr_remove(fs *f, const fs_op *op, fs_result *res)
     return 0;
 }
 
+static int apply_orphan_free(fs *f, const fs_op *op, fs_result *res)
+{
+    fs_inode *ip = fs_get(f, op->ino);
+
+    if (!ip)
+        return -ENOENT;
+    if (!ip->orphan)
+        return -EINVAL;
+    res_add(res, ip);
+    fsi_inode_free(f, ip);
+    return 0;
+}
+
 static int apply_op(fs *f, const fs_op *op, fs_result *res)
 {
     switch (op->type) {
@@ -773,6 +803,7 @@ static int apply_op(fs *f, const fs_op *op, fs_result *res)
     case FSOP_COMMIT: return apply_commit(f, op, res);
     case FSOP_XATTR_SET: return apply_xattr_set(f, op, res);
     case FSOP_XATTR_REMOVE: return apply_xattr_remove(f, op, res);
+    case FSOP_ORPHAN_FREE: return apply_orphan_free(f, op, res);
     default: return CAIRN_EPROTO;
     }
 }

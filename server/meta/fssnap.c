@@ -6,7 +6,9 @@
  * each directory its entries in cursor order (FSSNAP_DIRENT with their
  * sequence numbers, so cursors handed to clients stay valid across a
  * restart). Loading rebuilds the chunk reference table from the maps and
- * checks link counts against the entries before the server trusts it.
+ * checks link counts against the entries before the server trusts it. A
+ * regular file with nlink 0 is an orphan (fs.h) and goes back on the
+ * orphan list.
  */
 #include "server/meta/fs_i.h"
 
@@ -181,6 +183,12 @@ static int load_inode(fs *f, const recr *r)
         return rc;
     if ((rc = load_xattrs(ip, r)) < 0)
         return rc;
+    if (a.nlink == 0) {
+        /* An orphan: kept for a client session that held it open. */
+        if (!S_ISREG(a.mode))
+            return CAIRN_ECORRUPT;
+        fsi_orphan_add(f, ip);
+    }
     if (ip->dir) {
         if (rec_get_u64(r, FT_SNAP_DPARENT, &ip->dir->parent) < 0 ||
             rec_get_u64(r, FT_SNAP_NEXT_SEQ, &ip->dir->next_seq) < 0 || ip->dir->next_seq == 0)
@@ -279,6 +287,13 @@ int fs_check(fs *f)
     }
     HASH_ITER(hh, f->inodes, ip, tmp) {
         uint32_t want = ip->dir ? 2 + ip->dir->subdirs : ip->seen_links;
+        if (ip->orphan) {
+            if (S_ISREG(ip->a.mode) && ip->a.nlink == 0 && ip->seen_links == 0)
+                continue;
+            log_error(CT ": orphan %llu has nlink %u and %u names",
+                      (unsigned long long)ip->a.ino, ip->a.nlink, ip->seen_links);
+            return CAIRN_ECORRUPT;
+        }
         uint32_t names = ip->a.ino == FS_ROOT_INO ? 0 : (ip->dir ? 1 : ip->seen_links);
         if (ip->a.nlink != want || ip->seen_links != names || ip->seen_links == 0) {
             if (ip->a.ino == FS_ROOT_INO && ip->seen_links == 0 && ip->a.nlink == want)
