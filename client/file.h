@@ -110,6 +110,15 @@ int cfile_take_error(cfile *c);
 /* Whole-file SHA-256 of the committed content (for cairn.sha256);
  * flushes first. */
 int cfile_sha256(cfile *c, uint8_t out[CHUNK_ID_LEN]);
+/* copy_file_range: copy len bytes at soff of src to doff of dst. Whole
+ * chunk-aligned chunks are shared by reference (only dst's map changes, no
+ * data moves); the rest is read and written. Flushes src first. Returns
+ * the bytes copied (short at src's end) or a negative error. */
+long cfile_copy_range(cfile *src, uint64_t soff, cfile *dst, uint64_t doff, uint64_t len);
+/* SEEK_DATA (data != 0) or SEEK_HOLE from off: the resulting offset, or
+ * -ENXIO when off is at or past the end (or no data follows). Dirty and
+ * pending chunks count as data. */
+long long cfile_seek(cfile *c, uint64_t off, int data);
 /* The version vector of the base (after a flush, the committed one). */
 void cfile_vv(cfile *c, vv *out);
 

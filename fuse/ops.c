@@ -1049,6 +1049,41 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
     reply_err(req, -EOPNOTSUPP);
 }
 
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+    (void)ino_in;
+    (void)ino_out;
+    if (flags != 0 || off_in < 0 || off_out < 0) {
+        reply_err(req, -EINVAL);
+        return;
+    }
+    long n = cfile_copy_range(FH(fi_in)->f, (uint64_t)off_in, FH(fi_out)->f, (uint64_t)off_out,
+                              len);
+    if (n < 0) {
+        reply_err(req, (int)n);
+        return;
+    }
+    fuse_reply_write(req, (size_t)n);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+        reply_err(req, -EINVAL);
+        return;
+    }
+    long long r = cfile_seek(FH(fi)->f, (uint64_t)off, whence == SEEK_DATA);
+    if (r < 0) {
+        reply_err(req, (int)r);
+        return;
+    }
+    fuse_reply_lseek(req, (off_t)r);
+}
+
 static const struct fuse_lowlevel_ops ops = {
     .init = op_init,
     .destroy = op_destroy,
@@ -1083,6 +1118,8 @@ static const struct fuse_lowlevel_ops ops = {
     .listxattr = op_listxattr,
     .removexattr = op_removexattr,
     .fallocate = op_fallocate,
+    .copy_file_range = op_copy_file_range,
+    .lseek = op_lseek,
 };
 
 const struct fuse_lowlevel_ops *cmount_ops(void) { return &ops; }
