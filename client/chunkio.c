@@ -162,8 +162,9 @@ size_t cio_servers_up(cio *c)
 }
 
 /*
- * Rank servers for a chunk: UP servers in HRW order first; when include_down
- * the others follow (HRW order too), as a last resort for reads.
+ * Rank servers for a chunk: UP servers in HRW order first (the only ones
+ * written to); when include_down, FULL and DRAINING servers follow, then
+ * DOWN ones, each group in HRW order, for reads.
  */
 static size_t rank(cio *c, const uint8_t id[CHUNK_ID_LEN], srv *out, int include_down)
 {
@@ -185,10 +186,17 @@ static size_t rank(cio *c, const uint8_t id[CHUNK_ID_LEN], srv *out, int include
     for (size_t i = 0; i < n; i++)
         if (copy[order[i]].state == SERVER_UP)
             out[k++] = copy[order[i]];
-    if (include_down)
+    if (include_down) {
+        /* Full and draining servers still hold their chunks; down ones are
+         * the last resort. */
         for (size_t i = 0; i < n; i++)
-            if (copy[order[i]].state != SERVER_UP)
+            if (copy[order[i]].state == SERVER_FULL || copy[order[i]].state == SERVER_DRAINING)
                 out[k++] = copy[order[i]];
+        for (size_t i = 0; i < n; i++)
+            if (copy[order[i]].state != SERVER_UP && copy[order[i]].state != SERVER_FULL &&
+                copy[order[i]].state != SERVER_DRAINING)
+                out[k++] = copy[order[i]];
+    }
     return k;
 }
 
