@@ -19,10 +19,11 @@
  * and start out verified.
  *
  * Concurrency. c->mu guards both indexes, both LRU lists, the fd cache and
- * the write queue (one lock, so there is no lock order to get wrong). It is
- * never held across reading or writing chunk bytes, fsync-free file
- * creation, unlink or utimensat; it is held across close() of a read-only
- * descriptor, which does no I/O.
+ * the write queue (one lock, so there is no lock order to get wrong). Once
+ * ccache_open has returned it is never held across file I/O (open, pread,
+ * write, rename, unlink, utimensat); it is held across close() of a
+ * read-only descriptor, which does no I/O. ccache_open holds it while it
+ * scans the directory, before any other thread can exist.
  *
  *  - Only the writer thread creates, renames and unlinks chunk files once
  *    ccache_open has returned. A reader that finds a damaged file, and
@@ -1054,7 +1055,8 @@ long ccache_read(ccache *c, const uint8_t id[CHUNK_ID_LEN], uint64_t off, void *
     if (b) {
         pthread_mutex_unlock(&c->mu);
         n = span(b->len, off, len);
-        memcpy(dst, b->data + (n ? off : 0), n);
+        if (n)
+            memcpy(dst, b->data + off, n);
         cbuf_unref(b);
         stat_inc(&c->hits_mem);
         return (long)n;
