@@ -13,7 +13,12 @@
  * after the cache is opened; a file that fails is deleted and counts as a
  * miss. Files are written to a temp name and renamed (no fsync: the cache
  * can always be refetched, but a torn file must never be served, which the
- * CRC guarantees).
+ * CRC guarantees). Hits record the access in memory only; access order
+ * reaches the files as their mtimes about once a minute and at
+ * ccache_close, so the LRU order a remount sees is accurate to about a
+ * minute. A chunk waiting in the disk queue counts as cached (ccache_has,
+ * ccache_get and ccache_read serve it from its buffer). ccache_read of a
+ * disk-only chunk does not load it into memory.
  *
  * Threads: every function is thread-safe; one internal mutex guards the
  * indexes (never held across disk I/O of a whole chunk); one background
