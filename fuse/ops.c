@@ -61,6 +61,15 @@ static void reply_err(fuse_req_t req, int err)
     fuse_reply_err(req, err == 0 ? 0 : cairn_err_to_posix(err));
 }
 
+/* For operations addressed by inode number: an inode metad no longer has
+ * was replaced or removed by another client while this kernel still caches
+ * its name. ESTALE (not ENOENT) makes the VFS walk the path again with
+ * revalidation, so open/stat find the new file, as on NFS. */
+static void reply_ino_err(fuse_req_t req, int err)
+{
+    reply_err(req, err == -ENOENT ? -ESTALE : err);
+}
+
 /* ---- inode table ---- */
 
 static void ino_ref(cmount *m, uint64_t ino, uint64_t parent, int isdir)
@@ -295,7 +304,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     mc_inode in;
     int rc = mc_getattr(m->meta, ino, NULL, &in);
     if (rc < 0) {
-        reply_err(req, rc);
+        reply_ino_err(req, rc);
         return;
     }
     overlay(m, &in.a);
@@ -327,7 +336,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         rc = cfile_truncate(c, (uint64_t)attr->st_size, &out);
         cfile_put(c);
         if (rc < 0) {
-            reply_err(req, rc);
+            reply_ino_err(req, rc);
             return;
         }
         have = 1;
@@ -378,7 +387,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         mc_inode r;
         rc = mc_setattr(m->meta, ino, &in, &r);
         if (rc < 0) {
-            reply_err(req, rc);
+            reply_ino_err(req, rc);
             return;
         }
         out = r.a;
@@ -400,7 +409,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
     mc_inode in;
     int rc = mc_readlink(M(req)->meta, ino, &in);
     if (rc < 0) {
-        reply_err(req, rc);
+        reply_ino_err(req, rc);
         return;
     }
     fuse_reply_readlink(req, in.target);
@@ -466,7 +475,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     if (rc == 0)
         rc = mc_link(m->meta, ino, newparent, newname, &in);
     if (rc < 0) {
-        reply_err(req, rc);
+        reply_ino_err(req, rc);
         return;
     }
     reply_entry(req, newparent, &in.a);
@@ -535,7 +544,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (rc < 0) {
         csession_closed(m->session, ino);
         cfile_put(c);
-        reply_err(req, rc);
+        reply_ino_err(req, rc);
         return;
     }
     open_reply(req, m, c, ino, fi, changed);
@@ -924,7 +933,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
     } else {
         int rc = mc_xattr_get(m->meta, ino, name, &val, &len);
         if (rc < 0) {
-            reply_err(req, rc);
+            reply_ino_err(req, rc);
             return;
         }
     }
@@ -963,7 +972,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
         f |= 1;
     if (flags & XATTR_REPLACE)
         f |= 2;
-    reply_err(req, mc_xattr_set(M(req)->meta, ino, name, value, size, f));
+    reply_ino_err(req, mc_xattr_set(M(req)->meta, ino, name, value, size, f));
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -972,7 +981,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     size_t len = 0;
     int rc = mc_xattr_list(M(req)->meta, ino, &names, &len);
     if (rc < 0) {
-        reply_err(req, rc);
+        reply_ino_err(req, rc);
         return;
     }
     if (size == 0)
@@ -986,7 +995,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-    reply_err(req, mc_xattr_remove(M(req)->meta, ino, name));
+    reply_ino_err(req, mc_xattr_remove(M(req)->meta, ino, name));
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
