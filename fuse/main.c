@@ -258,6 +258,13 @@ int main(int argc, char **argv)
         .mem_max = o.cache_mem,
     };
     err = ccache_open(&cc, &m.cache);
+    if (err == -EBUSY) {
+        /* Another mount of this file system uses that directory. */
+        log_warn("chunk cache %s is in use by another mount; caching in memory only "
+                 "(give each mount its own --cache-dir)", cdir);
+        cc.dir = NULL;
+        err = ccache_open(&cc, &m.cache);
+    }
     if (err < 0) {
         log_error("chunk cache %s: %s", cdir, cairn_strerror(err));
         free(cdir);
