@@ -17,6 +17,9 @@
 
 #define CHUNKS_PREFIX "/chunks/"
 #define RECORD_TYPE "application/x-cairn-record"
+/* How long POST /maint/run waits for its pass by default, and at most. */
+#define API_MAINT_TIMEOUT_S 300
+#define API_MAINT_TIMEOUT_MAX_S 86400
 
 enum { PUT_CREATED, PUT_EXISTED, PUT_MISMATCH, PUT_FAILED, PUT_NRESULTS };
 enum { GET_OK, GET_NOTFOUND, GET_CORRUPT, GET_FAILED, GET_NRESULTS };
@@ -29,7 +32,8 @@ static const char *const get_result_names[GET_NRESULTS] = {"ok", "not_found", "c
 struct chunkapi {
     chunkstore *store;
     uint64_t max_chunk;
-    httpd_route routes[5];
+    maint *maint;
+    httpd_route routes[6];
     size_t nroutes;
     atomic_uint_fast64_t puts[PUT_NRESULTS];
     atomic_uint_fast64_t gets[GET_NRESULTS];
@@ -245,6 +249,71 @@ static void api_query(httpd_req *r, void *ctx)
     httpd_reply(r, 200, RECORD_TYPE, out, outlen);
 }
 
+/* POST /maint/run?pass=NAME[&timeout=SECONDS]: run a maintenance pass now
+ * and answer when it is done, with what it did as "key value" lines. */
+static void api_maint_run(httpd_req *r, void *ctx)
+{
+    chunkapi *a = ctx;
+    enum maint_pass pass;
+    if (maint_pass_parse(httpd_query(r, "pass"), &pass) < 0) {
+        httpd_reply_err(r, -EINVAL, "pass must be scrub, sha-scrub, repair or gc");
+        return;
+    }
+    if (!a->maint) {
+        httpd_reply_err(r, -ENOTSUP, "maintenance is not running");
+        return;
+    }
+    long long timeout_s = API_MAINT_TIMEOUT_S;
+    const char *t = httpd_query(r, "timeout");
+    if (t) {
+        char *end;
+        timeout_s = strtoll(t, &end, 10);
+        if (*t == '\0' || *end || timeout_s < 1 || timeout_s > API_MAINT_TIMEOUT_MAX_S) {
+            httpd_reply_err(r, -EINVAL, "timeout must be 1..86400 seconds");
+            return;
+        }
+    }
+    maint_result res;
+    int rc = maint_run(a->maint, pass, (int64_t)timeout_s * 1000, &res);
+    if (rc == -ETIMEDOUT) {
+        httpd_reply_err(r, rc, "the pass is still running");
+        return;
+    }
+    if (rc < 0) {
+        httpd_reply_err(r, rc == -EAGAIN ? CAIRN_EBUSY : rc, "cannot run the pass");
+        return;
+    }
+    buf b = {0};
+    buf_printf(&b,
+               "pass %s\nresult %s\nerror %s\nseconds %.3f\nscanned %" PRIu64
+               "\nbytes %" PRIu64 "\n",
+               maint_pass_name(pass), res.rc == 0 ? "ok" : "failed",
+               res.rc == 0 ? "-" : cairn_strerror(res.rc), (double)res.duration_ms / 1e3,
+               res.scanned, res.bytes);
+    if (pass == MAINT_SCRUB || pass == MAINT_SHA_SCRUB)
+        buf_printf(&b, "corrupt %" PRIu64 "\nrefetched %" PRIu64 "\nrefetch_failed %" PRIu64 "\n",
+                   res.corrupt, res.refetched, res.refetch_failed);
+    if (pass == MAINT_REPAIR)
+        buf_printf(&b,
+                   "referenced %" PRIu64 "\nunder_replicated %" PRIu64 "\nmisplaced %" PRIu64
+                   "\npushed %" PRIu64 "\npushed_bytes %" PRIu64 "\npush_failed %" PRIu64
+                   "\ndropped %" PRIu64 "\n",
+                   res.referenced, res.under_replicated, res.misplaced, res.pushed,
+                   res.pushed_bytes, res.push_failed, res.dropped);
+    if (pass == MAINT_GC)
+        buf_printf(&b,
+                   "unreferenced %" PRIu64 "\ndeleted %" PRIu64 "\ndeleted_bytes %" PRIu64
+                   "\nrecent %" PRIu64 "\n",
+                   res.unreferenced, res.deleted, res.deleted_bytes, res.recent);
+    size_t len;
+    uint8_t *body = buf_steal(&b, &len);
+    if (res.rc < 0) {
+        const char *name = cairn_errno_name(-res.rc);
+        httpd_add_header(r, "Cairn-Errno", name ? name : "EIO");
+    }
+    httpd_reply(r, res.rc == 0 ? 200 : cairn_err_to_http(res.rc), "text/plain", body, len);
+}
+
 static void metric(buf *out, const char *name, const char *type, const char *help, uint64_t v)
 {
     buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name,
@@ -297,12 +366,14 @@ chunkapi *chunkapi_new(const chunkapi_config *cfg)
     chunkapi *a = xcalloc(1, sizeof *a);
     a->store = cfg->store;
     a->max_chunk = cfg->max_chunk;
+    a->maint = cfg->maint;
     const httpd_route routes[] = {
         {"GET", "/healthz", api_healthz, "healthz", 0},
         {"POST", "/chunks/query", api_query, "chunk_query", QUERY_MAX_BODY},
         {"PUT", CHUNKS_PREFIX, api_put, "chunk_put", cfg->max_chunk},
         {"GET", CHUNKS_PREFIX, api_get, "chunk_get", 0},
         {"DELETE", CHUNKS_PREFIX, api_delete, "chunk_delete", 0},
+        {"POST", "/maint/run", api_maint_run, "maint_run", 0},
     };
     _Static_assert(sizeof routes == sizeof a->routes, "route table size");
     memcpy(a->routes, routes, sizeof routes);

@@ -11,6 +11,12 @@
  * (uppercase included, so one chunk has one URL) is 400 with Cairn-Errno
  * EINVAL.
  *
+ * POST /maint/run?pass=scrub|sha-scrub|repair|gc[&timeout=SECONDS] runs a
+ * maintenance pass now (maint_run) and answers when it is done: 200 with
+ * "key value" lines of what the pass did, the pass's error status when it
+ * stopped early (same body), 504 when it did not end within the timeout
+ * (default 300 s).
+ *
  * Threads: handlers run on httpd's connection threads; all state they touch
  * is the thread-safe store and atomic counters. chunkapi_new/free run on the
  * main thread, free only after httpd_stop.
@@ -23,6 +29,7 @@
 
 #include "common/httpd.h"
 #include "common/util.h"
+#include "server/chunk/maint.h"
 #include "server/chunk/store.h"
 
 /* Most ids one POST /chunks/query may carry. */
@@ -33,6 +40,7 @@ typedef struct chunkapi chunkapi;
 typedef struct chunkapi_config {
     chunkstore *store;        /* borrowed; outlives the api */
     uint64_t max_chunk;       /* largest PUT body accepted */
+    maint *maint;             /* borrowed, may be NULL: POST /maint/run */
 } chunkapi_config;
 
 chunkapi *chunkapi_new(const chunkapi_config *cfg);

@@ -14,8 +14,15 @@
  *     store's per-id stripes, never held across fsync or payload I/O.
  *   - registration thread (reg.c): blocks on HTTP calls to metad (bounded by
  *     REG_HTTP_TIMEOUT_MS) and on its condition variable between calls.
+ *   - maintenance thread (maint.c; passes in scrub.c, repair.c, gc.c): blocks
+ *     on disk I/O, on HTTP calls to metad and other chunk servers (bounded
+ *     by PEER_*_TIMEOUT_MS), and on its condition variable (schedule, rate
+ *     limit). POST /maint/run handlers wait on the same module's lock and
+ *     condition variable for the pass they asked for (bounded timeout).
  * Lock order: there is no nesting; each lock (a store stripe, the
- * registration thread's stop lock) is taken alone.
+ * registration thread's stop lock, the maintenance lock) is taken alone.
+ * The store's corrupt hook takes the maintenance lock after releasing the
+ * stripe.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,6 +39,7 @@
 #include "common/opts.h"
 #include "common/util.h"
 #include "server/chunk/api.h"
+#include "server/chunk/maint.h"
 #include "server/chunk/reg.h"
 #include "server/chunk/store.h"
 
@@ -48,6 +56,13 @@ static struct {
     uint64_t max_inflight;
     int64_t compress_level;
     int64_t max_connections;
+    uint64_t maint_rate;
+    uint64_t scrub_interval_ms;
+    uint64_t sha_scrub_interval_ms;
+    uint64_t repair_interval_ms;
+    uint64_t repair_delay_ms;
+    uint64_t gc_interval_ms;
+    uint64_t gc_grace_ms;
     enum log_level log_level;
 } cfg;
 
@@ -74,6 +89,25 @@ static const opt_def chunkd_opts[] = {
      "Zstd level for new chunk files (1-22); 0 stores chunks uncompressed.", 0, 22},
     {"max-connections", 0, OPT_INT, &cfg.max_connections, "1024", "N",
      "Most concurrent HTTP connections.", 1, 65536},
+    {"maint-rate", 0, OPT_SIZE, &cfg.maint_rate, "50M", "SIZE",
+     "Bytes per second that scrub, repair and re-fetch may read, send and fetch together; "
+     "0 = no limit.", 0, 0},
+    {"scrub-interval", 0, OPT_MS, &cfg.scrub_interval_ms, "7d", "DURATION",
+     "Time between scrubs (header and CRC32C of every chunk file); 0 = only when asked.", 0,
+     INT64_MAX},
+    {"sha-scrub-interval", 0, OPT_MS, &cfg.sha_scrub_interval_ms, "30d", "DURATION",
+     "Time between scrubs that also check every chunk's SHA-256; 0 = only when asked.", 0,
+     INT64_MAX},
+    {"repair-interval", 0, OPT_MS, &cfg.repair_interval_ms, "1h", "DURATION",
+     "Time between repair/rebalance passes; 0 = only when asked or after a map change.", 0,
+     INT64_MAX},
+    {"repair-delay", 0, OPT_MS, &cfg.repair_delay_ms, "30s", "DURATION",
+     "Wait this long after a cluster map change (or start) before a repair pass.", 0,
+     INT64_MAX},
+    {"gc-interval", 0, OPT_MS, &cfg.gc_interval_ms, "1h", "DURATION",
+     "Time between garbage collection passes; 0 = only when asked.", 0, INT64_MAX},
+    {"gc-grace", 0, OPT_MS, &cfg.gc_grace_ms, "1h", "DURATION",
+     "Unreferenced chunks younger than this (file mtime) are never deleted.", 0, INT64_MAX},
     {"log-level", 0, OPT_LEVEL, &cfg.log_level, "info", "LEVEL",
      "Log level: error, warn, info or debug.", 0, 0},
     {"log-file", 0, OPT_STR, &cfg.log_file, NULL, "FILE",
@@ -93,11 +127,13 @@ static const opts_spec chunkd_spec = {
 /* The registration thread starts after httpd (it needs the bound port), so
  * /metrics finds it through this pointer once it exists. */
 static _Atomic(chunkreg *) chunkd_reg;
+static _Atomic(maint *) chunkd_maint;
 
 static void chunkd_metrics(buf *out, void *ctx)
 {
     chunkapi_metrics(out, ctx);
     chunkreg_metrics(out, atomic_load(&chunkd_reg));
+    maint_metrics(out, atomic_load(&chunkd_maint));
 }
 
 /* The address clients should use: --advertise, else the listen host with
@@ -125,6 +161,7 @@ int main(int argc, char **argv)
     chunkapi *api = NULL;
     httpd *http = NULL;
     chunkreg *reg = NULL;
+    maint *mt = NULL;
     char *addr = NULL, *public_addr = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -194,7 +231,23 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    chunkapi_config acfg = {.store = store, .max_chunk = cfg.max_chunk};
+    maint_config mcfg = {
+        .store = store,
+        .dir = cfg.data,
+        .meta = cfg.meta,
+        .max_chunk = cfg.max_chunk,
+        .rate = cfg.maint_rate,
+        .scrub_interval_ms = cfg.scrub_interval_ms,
+        .sha_scrub_interval_ms = cfg.sha_scrub_interval_ms,
+        .repair_interval_ms = cfg.repair_interval_ms,
+        .repair_delay_ms = cfg.repair_delay_ms,
+        .gc_interval_ms = cfg.gc_interval_ms,
+        .gc_grace_ms = cfg.gc_grace_ms,
+    };
+    mt = maint_new(&mcfg);
+    atomic_store(&chunkd_maint, mt);
+
+    chunkapi_config acfg = {.store = store, .max_chunk = cfg.max_chunk, .maint = mt};
     api = chunkapi_new(&acfg);
     size_t nroutes;
     const httpd_route *routes = chunkapi_routes(api, &nroutes);
@@ -233,6 +286,11 @@ int main(int argc, char **argv)
         log_warn("no --meta given: serving chunks without registering with a metad");
     }
 
+    if ((rc = maint_start(mt, reg)) < 0) {
+        log_error("cannot start the maintenance thread: %s", cairn_strerror(rc));
+        goto out;
+    }
+
     if (cfg.addr_file) {
         char *line = xasprintf("%s\n", addr);
         rc = write_file_atomic(cfg.addr_file, line, strlen(line));
@@ -253,9 +311,14 @@ int main(int argc, char **argv)
     exit_code = 0;
 
 out:
+    /* The maintenance thread stops first: a pass in progress ends at its
+     * next chunk, and maint_run callers on httpd threads are released. */
+    maint_stop(mt);
     if (http)
         httpd_stop(http);
     chunkreg_stop(reg);
+    atomic_store(&chunkd_maint, NULL);
+    maint_free(mt);
     chunkapi_free(api);
     chunkstore_free(store);
     free(addr);

@@ -40,6 +40,7 @@ struct chunkreg {
     atomic_uint_fast64_t failures;
     atomic_uint_fast64_t registrations;
     atomic_uint_fast64_t heartbeats;
+    atomic_uint_fast64_t epoch;
 };
 
 int chunkreg_load_sid(const char *dir, uint32_t *sid)
@@ -146,6 +147,9 @@ static int reg_call(chunkreg *g, int heartbeat, uint64_t *hb_ms)
     }
     if (rec_get_u64(&r, FT_HB_INTERVAL, &hb) == 0 && hb > 0)
         *hb_ms = hb;
+    uint64_t epoch;
+    if (rec_get_u64(&r, FT_EPOCH, &epoch) == 0 || (epoch = resp.epoch) != 0)
+        atomic_store(&g->epoch, epoch);
     if (new_sid != sid) {
         int src = chunkreg_save_sid(g->dir, (uint32_t)new_sid);
         if (src < 0)
@@ -273,6 +277,16 @@ void chunkreg_stop(chunkreg *g)
     free(g->addr);
     free(g->dir);
     free(g);
+}
+
+uint32_t chunkreg_sid(chunkreg *g)
+{
+    return g ? (uint32_t)atomic_load(&g->sid) : 0;
+}
+
+uint64_t chunkreg_epoch(chunkreg *g)
+{
+    return g ? (uint64_t)atomic_load(&g->epoch) : 0;
 }
 
 void chunkreg_metrics(buf *out, void *ctx)

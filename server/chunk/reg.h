@@ -55,6 +55,12 @@ int chunkreg_start(const chunkreg_config *cfg, chunkreg **out);
 /* Stops and joins the thread and frees everything. NULL is a no-op. */
 void chunkreg_stop(chunkreg *g);
 
+/* The server id metad assigned (0 before the first registration) and the
+ * cluster map epoch of metad's last answer (0 before one); any thread.
+ * NULL gives 0. */
+uint32_t chunkreg_sid(chunkreg *g);
+uint64_t chunkreg_epoch(chunkreg *g);
+
 /* Appends registration state (registered, server id, failures) as
  * Prometheus text. ctx is the chunkreg (NULL: nothing appended). */
 void chunkreg_metrics(buf *out, void *ctx);

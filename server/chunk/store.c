@@ -39,6 +39,9 @@ struct chunkstore {
     atomic_uint_fast64_t bytes;
     atomic_uint_fast64_t corrupt_found;
     atomic_uint_fast64_t tmp_seq;
+    /* Set once before any other thread uses the store. */
+    chunkstore_corrupt_fn on_corrupt;
+    void *on_corrupt_ctx;
 };
 
 char *chunkstore_path(const char *dir, const uint8_t id[CHUNK_ID_LEN])
@@ -243,6 +246,7 @@ static void store_quarantine(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], cons
     chunk_id_hex(id, hex);
     char *dst = xasprintf("%s/%s.%lld", s->corrupt_dir, hex, (long long)now_realtime_ns());
     pthread_mutex_t *m = store_stripe(s, id);
+    int moved = 0;
     pthread_mutex_lock(m);
     struct stat st;
     if (lstat(path, &st) == 0 && st.st_ino == read_st->st_ino && st.st_dev == read_st->st_dev) {
@@ -251,6 +255,7 @@ static void store_quarantine(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], cons
             store_sub_bytes(s, (uint64_t)st.st_size);
             atomic_fetch_add(&s->corrupt_found, 1);
             log_error("corrupt chunk %s (%s): moved to %s", hex, cairn_strerror(why), dst);
+            moved = 1;
         } else {
             log_error("corrupt chunk %s (%s): cannot move aside: %s", hex, cairn_strerror(why),
                       strerror(errno));
@@ -258,6 +263,8 @@ static void store_quarantine(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], cons
     }
     pthread_mutex_unlock(m);
     free(dst);
+    if (moved && s->on_corrupt)
+        s->on_corrupt(s->on_corrupt_ctx, id);
 }
 
 /* preadv until both buffers are full; -EIO if the file ends early (it
@@ -496,6 +503,21 @@ fail:
     return rc;
 }
 
+/* Refresh the mtime of a held chunk: it restarts the GC grace period, as
+ * the uploader is about to commit a file that references this chunk. Done
+ * under the id's stripe, like chunkstore_delete_older's check-and-unlink,
+ * so either the refresh comes first (and the collector keeps the file) or
+ * the file is gone and this returns 0 (the caller writes a new copy).
+ * Returns 1 refreshed, 0 no file, or -errno. */
+static int store_touch(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], const char *path)
+{
+    pthread_mutex_t *m = store_stripe(s, id);
+    pthread_mutex_lock(m);
+    int rc = utimensat(AT_FDCWD, path, NULL, 0) < 0 ? (errno == ENOENT ? 0 : -errno) : 1;
+    pthread_mutex_unlock(m);
+    return rc;
+}
+
 /* Check an existing copy before treating a PUT as a duplicate. Returns 1 if
  * an intact copy is held (mtime refreshed), 0 if there is none (or a bad
  * one that was just moved aside), or -errno. */
@@ -514,11 +536,7 @@ static int store_existing(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], const c
     if (rc < 0)
         return rc;
     free(payload);
-    /* A refreshed mtime restarts the GC grace period: the uploader is about
-     * to commit a file that references this chunk. */
-    if (utimensat(AT_FDCWD, path, NULL, 0) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    return 1;
+    return store_touch(s, id, path);
 }
 
 int chunkstore_put(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], const void *data, size_t len)
@@ -561,10 +579,11 @@ int chunkstore_put(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], const void *da
     struct stat st;
     if (lstat(path, &st) == 0) {
         /* A concurrent upload of the same chunk won the race; its copy was
-         * verified against the same id, so ours is redundant. */
+         * verified against the same id, so ours is redundant. The mtime is
+         * refreshed while the stripe is held (see store_touch). */
+        rc = utimensat(AT_FDCWD, path, NULL, 0) < 0 && errno != ENOENT ? -errno : 1;
         pthread_mutex_unlock(m);
         unlink(tmp);
-        rc = utimensat(AT_FDCWD, path, NULL, 0) < 0 && errno != ENOENT ? -errno : 1;
         goto out;
     }
     if (rename(tmp, path) < 0) {
@@ -606,4 +625,197 @@ int chunkstore_fs_capacity(chunkstore *s, uint64_t *out)
         return -errno;
     *out = (uint64_t)v.f_blocks * v.f_frsize;
     return 0;
+}
+
+void chunkstore_set_corrupt_hook(chunkstore *s, chunkstore_corrupt_fn fn, void *ctx)
+{
+    s->on_corrupt = fn;
+    s->on_corrupt_ctx = ctx;
+}
+
+int chunkstore_verify(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], int full, uint64_t *bytes)
+{
+    chunkfile_hdr h;
+    uint8_t *payload = NULL, *raw = NULL;
+    struct stat st;
+    *bytes = 0;
+    char *path = store_chunk_path(s, id);
+    int rc = store_read_file(path, id, &h, &payload, &st);
+    if (rc == 0 || rc == CAIRN_ECORRUPT)
+        *bytes = (uint64_t)st.st_size;
+    if (rc == 0 && full) {
+        rc = chunkfile_decode(&h, payload, h.stored_len, &raw);
+        if (rc == 0) {
+            uint8_t digest[CHUNK_ID_LEN];
+            sha256(raw ? raw : payload, h.raw_len, digest);
+            if (memcmp(digest, id, CHUNK_ID_LEN) != 0)
+                rc = CAIRN_ECORRUPT;
+        }
+    }
+    if (rc == CAIRN_ECORRUPT)
+        store_quarantine(s, id, path, &st, rc);
+    free(raw);
+    free(payload);
+    free(path);
+    return rc;
+}
+
+int chunkstore_file_info(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], int64_t *mtime_ns,
+                         uint64_t *size)
+{
+    struct stat st;
+    char *path = store_chunk_path(s, id);
+    int rc = lstat(path, &st) < 0 ? -errno : 0;
+    free(path);
+    if (rc < 0)
+        return rc;
+    *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int chunkstore_delete_older(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], int64_t cutoff_ns,
+                            uint64_t *freed)
+{
+    char *path = store_chunk_path(s, id);
+    pthread_mutex_t *m = store_stripe(s, id);
+    struct stat st;
+    int rc;
+    *freed = 0;
+    pthread_mutex_lock(m);
+    if (lstat(path, &st) < 0) {
+        rc = -errno;
+    } else if ((int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec >= cutoff_ns) {
+        rc = 1;
+    } else if (unlink(path) < 0) {
+        rc = -errno;
+    } else {
+        atomic_fetch_sub(&s->chunks, 1);
+        store_sub_bytes(s, (uint64_t)st.st_size);
+        *freed = (uint64_t)st.st_size;
+        rc = 0;
+    }
+    pthread_mutex_unlock(m);
+    free(path);
+    return rc;
+}
+
+/* ---- iteration ---- */
+
+#define ITER_NAMES 256
+
+struct chunkstore_iter {
+    chunkstore *s;
+    char top[ITER_NAMES][3];
+    size_t ntop, ti;
+    char mid[ITER_NAMES][3];
+    size_t nmid, mi;
+    int mid_loaded;
+    DIR *leaf;
+    char leaf_ab[3], leaf_cd[3];
+};
+
+static int iter_name_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 3);
+}
+
+/* The two-hex-character subdirectories of path, sorted. */
+static int iter_load_names(const char *path, char (*names)[3], size_t *n)
+{
+    *n = 0;
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && *n < ITER_NAMES) {
+        if (strlen(e->d_name) != 2 || !is_lower_hex(e->d_name, 2))
+            continue;
+        memcpy(names[*n], e->d_name, 3);
+        (*n)++;
+    }
+    closedir(d);
+    qsort(names, *n, 3, iter_name_cmp);
+    return 0;
+}
+
+int chunkstore_iter_new(chunkstore *s, chunkstore_iter **out)
+{
+    chunkstore_iter *it = xcalloc(1, sizeof *it);
+    it->s = s;
+    int rc = iter_load_names(s->chunks_dir, it->top, &it->ntop);
+    if (rc < 0) {
+        free(it);
+        return rc;
+    }
+    *out = it;
+    return 0;
+}
+
+void chunkstore_iter_free(chunkstore_iter *it)
+{
+    if (!it)
+        return;
+    if (it->leaf)
+        closedir(it->leaf);
+    free(it);
+}
+
+/* Open the next leaf directory; 0 when one is open, 1 at the end. */
+static int iter_next_leaf(chunkstore_iter *it)
+{
+    for (;;) {
+        if (it->leaf) {
+            closedir(it->leaf);
+            it->leaf = NULL;
+        }
+        if (!it->mid_loaded) {
+            if (it->ti >= it->ntop)
+                return 1;
+            char *p = xasprintf("%s/%s", it->s->chunks_dir, it->top[it->ti]);
+            int rc = iter_load_names(p, it->mid, &it->nmid);
+            free(p);
+            if (rc < 0)
+                log_warn("cannot list %s/%s: %s", it->s->chunks_dir, it->top[it->ti],
+                         cairn_strerror(rc));
+            it->mi = 0;
+            it->mid_loaded = 1;
+        }
+        if (it->mi >= it->nmid) {
+            it->mid_loaded = 0;
+            it->ti++;
+            continue;
+        }
+        memcpy(it->leaf_ab, it->top[it->ti], 3);
+        memcpy(it->leaf_cd, it->mid[it->mi], 3);
+        it->mi++;
+        char *p = xasprintf("%s/%s/%s", it->s->chunks_dir, it->leaf_ab, it->leaf_cd);
+        it->leaf = opendir(p);
+        if (!it->leaf && errno != ENOENT)
+            log_warn("cannot list %s: %s", p, strerror(errno));
+        free(p);
+        if (it->leaf)
+            return 0;
+    }
+}
+
+int chunkstore_iter_next(chunkstore_iter *it, uint8_t (*ids)[CHUNK_ID_LEN], size_t max)
+{
+    size_t n = 0;
+    while (n < max) {
+        if (!it->leaf && iter_next_leaf(it) == 1)
+            break;
+        struct dirent *e = readdir(it->leaf);
+        if (!e) {
+            closedir(it->leaf);
+            it->leaf = NULL;
+            continue;
+        }
+        if (strlen(e->d_name) != CHUNK_ID_HEX || !is_lower_hex(e->d_name, CHUNK_ID_HEX) ||
+            memcmp(e->d_name, it->leaf_ab, 2) != 0 || memcmp(e->d_name + 2, it->leaf_cd, 2) != 0)
+            continue;
+        if (chunk_id_parse(e->d_name, ids[n]) == 0)
+            n++;
+    }
+    return (int)n;
 }

@@ -81,6 +81,43 @@ void chunkstore_get_stats(chunkstore *s, chunkstore_stats *out);
 /* Size in bytes of the file system holding the data directory (statvfs). */
 int chunkstore_fs_capacity(chunkstore *s, uint64_t *out);
 
+/* Maintenance (maint.h). */
+
+/* Called after a file that failed verification was moved aside (by a GET,
+ * HEAD, PUT or a scrub), on the thread that found it, with no store lock
+ * held; it must not block. Set once, before other threads use the store. */
+typedef void (*chunkstore_corrupt_fn)(void *ctx, const uint8_t id[CHUNK_ID_LEN]);
+void chunkstore_set_corrupt_hook(chunkstore *s, chunkstore_corrupt_fn fn, void *ctx);
+
+/* Scrub one chunk: header, exact length and CRC32C of the stored payload;
+ * with full != 0 also decode it and check that its SHA-256 is the id. A
+ * file that fails is moved aside (CAIRN_ECORRUPT). *bytes receives the
+ * bytes read from disk (also on failure, for rate limiting). */
+int chunkstore_verify(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], int full, uint64_t *bytes);
+
+/* mtime (ns since the Unix epoch) and size of a held chunk's file. */
+int chunkstore_file_info(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], int64_t *mtime_ns,
+                         uint64_t *size);
+
+/* Garbage collection: delete the chunk only if its file's mtime is before
+ * cutoff_ns. The check and the unlink happen under the id's stripe, which
+ * is also where a PUT of a held chunk refreshes the mtime, so a chunk
+ * re-uploaded for a commit in progress is never collected. Returns 0
+ * deleted (*freed = bytes of the file), 1 kept (too recent), -ENOENT, or
+ * -errno. */
+int chunkstore_delete_older(chunkstore *s, const uint8_t id[CHUNK_ID_LEN], int64_t cutoff_ns,
+                            uint64_t *freed);
+
+/* Walk the held chunk ids (in directory order). Every chunk held for the
+ * whole walk is returned exactly once; chunks added or removed during the
+ * walk may or may not be. Memory is bounded (one leaf directory stream);
+ * one iterator belongs to one thread. chunkstore_iter_next fills up to
+ * max ids and returns how many (0 at the end). */
+typedef struct chunkstore_iter chunkstore_iter;
+int chunkstore_iter_new(chunkstore *s, chunkstore_iter **out);
+int chunkstore_iter_next(chunkstore_iter *it, uint8_t (*ids)[CHUNK_ID_LEN], size_t max);
+void chunkstore_iter_free(chunkstore_iter *it);
+
 /* Path of the chunk file for id under dir (for tests and tools):
  * "<dir>/chunks/ab/cd/<hex>"; malloc'd. */
 char *chunkstore_path(const char *dir, const uint8_t id[CHUNK_ID_LEN]);
