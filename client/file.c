@@ -847,6 +847,28 @@ int cfile_overlay(cfile *c, fs_attr *a)
     return changed;
 }
 
+int cfile_base_attr(cfile *c, fs_attr *out)
+{
+    pthread_mutex_lock(&c->lock);
+    int rc = c->have_base ? 0 : -ENOENT;
+    if (rc == 0)
+        *out = c->base;
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->have_base && vv_equal(&c->base.vv, old)) {
+        uint64_t size = c->base.size;
+        c->base = *a;
+        c->base.size = size; /* the map did not change, nor did its size */
+        c->seen_vv = a->vv;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 void cfile_vv(cfile *c, vv *out)
 {
     pthread_mutex_lock(&c->lock);

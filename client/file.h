@@ -119,6 +119,11 @@ long cfile_copy_range(cfile *src, uint64_t soff, cfile *dst, uint64_t doff, uint
  * -ENXIO when off is at or past the end (or no data follows). Dirty and
  * pending chunks count as data. */
 long long cfile_seek(cfile *c, uint64_t off, int data);
+/* The base attributes (VV included); 0, or -ENOENT when no base is loaded. */
+int cfile_base_attr(cfile *c, fs_attr *out);
+/* After this client changed only attributes (not the map) with a CAS on
+ * base VV old: adopt the new attributes if the base is still at old. */
+void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a);
 /* The version vector of the base (after a flush, the committed one). */
 void cfile_vv(cfile *c, vv *out);
 

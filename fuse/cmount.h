@@ -27,6 +27,9 @@
 
 typedef struct inode_ent inode_ent;
 
+/* When a read updates the access time (cairn-mount --atime). */
+enum { ATIME_RELATIME = 0, ATIME_NOATIME = 1, ATIME_STRICT = 2 };
+
 typedef struct cmount {
     mc *meta;
     cio *io;
@@ -38,6 +41,7 @@ typedef struct cmount {
     double attr_timeout, entry_timeout, neg_timeout;
     int writeback;           /* kernel writeback cache requested */
     int direct_io;           /* every open bypasses the page cache */
+    int atime;               /* ATIME_* policy */
     unsigned max_write;
     pthread_mutex_t ino_lock;
     inode_ent *inodes;

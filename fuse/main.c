@@ -47,6 +47,7 @@ static struct {
     int writeback;
     int direct_io;
     int debug_fuse;
+    char *atime;
     enum log_level level;
     char *log_file;
     char *fuse_opts;
@@ -74,6 +75,8 @@ static const opt_def defs[] = {
     {"writeback-cache", 0, OPT_BOOL, &o.writeback, "false", NULL,
      "use the kernel writeback cache (faster small writes; other clients' size changes to a cached file are seen only after it leaves the kernel cache)", 0, 0},
     {"direct-io", 0, OPT_BOOL, &o.direct_io, "false", NULL, "bypass the kernel page cache for every file", 0, 0},
+    {"atime", 0, OPT_STR, &o.atime, "relatime", "POLICY",
+     "when reads update access times: relatime (first read after a change, or daily), strictatime (every open that reads) or noatime", 0, 0},
     {"debug-fuse", 0, OPT_BOOL, &o.debug_fuse, "false", NULL, "print every FUSE request (libfuse debug)", 0, 0},
     {"log-level", 0, OPT_LEVEL, &o.level, "info", "LEVEL", "error, warn, info or debug", 0, 0},
     {"log-file", 0, OPT_STR, &o.log_file, "", "FILE", "log here (default: stderr in the foreground, /var/log/cairn-mount.log otherwise)", 0, 0},
@@ -93,8 +96,7 @@ static const opts_spec spec = {
 static int ignorable(const char *name)
 {
     static const char *const names[] = {"rw", "defaults", "auto", "noauto", "user", "nouser",
-                                        "users", "_netdev", "nofail", "noatime", "relatime",
-                                        "atime", "nodiratime", "dev", "nodev", "suid", "nosuid",
+                                        "users", "_netdev", "nofail", "atime", "nodiratime", "dev", "nodev", "suid", "nosuid",
                                         "exec", "noexec", "async", NULL};
     for (int i = 0; names[i]; i++)
         if (strcmp(name, names[i]) == 0)
@@ -136,6 +138,9 @@ static char **expand_o(int *argc, char **argv, int *read_only)
                     *p = '-';
             if (strcmp(name, "ro") == 0) {
                 *read_only = 1;
+            } else if (strcmp(name, "noatime") == 0 || strcmp(name, "relatime") == 0 ||
+                       strcmp(name, "strictatime") == 0) {
+                out[n++] = xasprintf("--atime=%s", name);
             } else if (strcmp(name, "allow-other") == 0 || strcmp(name, "allow_other") == 0) {
                 out[n++] = "--allow-other";
             } else if (ignorable(t)) {
@@ -221,6 +226,16 @@ int main(int argc, char **argv)
     m.neg_timeout = (double)o.neg_timeout_ms / 1000.0;
     m.writeback = o.writeback;
     m.direct_io = o.direct_io;
+    if (strcmp(o.atime, "relatime") == 0) {
+        m.atime = ATIME_RELATIME;
+    } else if (strcmp(o.atime, "noatime") == 0) {
+        m.atime = ATIME_NOATIME;
+    } else if (strcmp(o.atime, "strictatime") == 0) {
+        m.atime = ATIME_STRICT;
+    } else {
+        fprintf(stderr, "cairn-mount: --atime must be relatime, strictatime or noatime\n");
+        goto out;
+    }
     m.max_write = 1 << 20;
 
     char fsopts[512];

@@ -39,6 +39,7 @@ typedef struct fh {
     cfile_ra ra;
     int flags;
     uint64_t ino;
+    int atime_done;          /* this handle already considered atime */
 } fh;
 
 /* One open directory: a window of entries fetched from metad. FUSE offsets
@@ -618,11 +619,43 @@ static fh *FH(struct fuse_file_info *fi) { return (fh *)(uintptr_t)fi->fh; }
 static __thread uint8_t *rbuf;
 static __thread size_t rbuf_cap;
 
+/*
+ * The kernel leaves access times to FUSE file systems. relatime (the
+ * default) updates atime on the first read through a handle when atime is
+ * not newer than mtime/ctime or is a day old, like Linux; strictatime on
+ * every handle's first read; noatime never. The update keeps ctime and is
+ * a CAS on the VV this client holds, so it never undoes another change; a
+ * conflict just skips it.
+ */
+static void touch_atime(cmount *m, fh *h)
+{
+    h->atime_done = 1;
+    if (m->atime == ATIME_NOATIME)
+        return;
+    fs_attr a;
+    if (cfile_base_attr(h->f, &a) < 0 || cfile_dirty(h->f))
+        return;
+    int64_t now = now_realtime_ns();
+    if (m->atime == ATIME_RELATIME && a.atime > a.mtime && a.atime > a.ctime &&
+        now - a.atime < 86400LL * 1000000000LL)
+        return;
+    mc_setattr_in in = {
+        .valid = SA_ATIME | SA_CTIME, .atime = now, .ctime = a.ctime, .if_match = &a.vv,
+    };
+    mc_inode r;
+    memset(&r, 0, sizeof(r));
+    if (mc_setattr(m->meta, h->ino, &in, &r) == 0)
+        cfile_attr_changed(h->f, &a.vv, &r.a);
+    mc_inode_clear(&r);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     (void)ino;
     fh *h = FH(fi);
+    if (!h->atime_done)
+        touch_atime(M(req), h);
     if (off < 0) {
         reply_err(req, -EINVAL);
         return;
