@@ -8,7 +8,7 @@
  *     --addr-file, then blocks in sigwait() for SIGTERM/SIGINT, which are
  *     blocked in every thread. On a signal it stops httpd (waiting for the
  *     handlers in progress, so every answered write is durable), stops the
- *     cluster checker and the snapshot thread, takes a final snapshot if
+ *     orphan reaper, the cluster checker and the snapshot thread, takes a final snapshot if
  *     anything changed, flushes and closes the WAL, and exits 0.
  *   - httpd threads (libmicrohttpd, one per connection): run ops.c. They
  *     block on the namespace rwlock (readers shared, mutations exclusive)
@@ -19,6 +19,10 @@
  *     the namespace read lock, then writes the file without locks.
  *   - cluster checker (cluster.c): wakes a few times per heartbeat timeout
  *     and marks silent chunk servers DOWN (cluster mutex only).
+ *   - orphan reaper (ops_session.c): wakes every lease/4 (at least every
+ *     second), expires client sessions not renewed within the lease and
+ *     frees orphans nobody holds: it takes the namespace lock (shared to
+ *     look, exclusive to free), logs, and waits for the WAL without locks.
  * Locks and their order are described in one place: server/meta/metad.h.
  *
  * Exit status: 0 after SIGTERM/SIGINT, 1 on a startup error, 2 on a
@@ -41,6 +45,7 @@
 #include "common/util.h"
 #include "server/meta/metad.h"
 #include "server/meta/persist.h"
+#include "server/meta/session.h"
 
 static struct {
     char *data;
@@ -53,6 +58,8 @@ static struct {
     int64_t min_replicas;
     uint64_t inline_max;
     uint64_t hb_timeout_ms;
+    uint64_t session_lease_ms;
+    char *full_reserve;
     int64_t snapshot_every;
     int64_t replica_id;
     int64_t max_connections;
@@ -82,6 +89,13 @@ static const opt_def metad_opts[] = {
      "With --format: files up to this size are stored inside their inode.", 0, 1 << 20},
     {"heartbeat-timeout", 0, OPT_MS, &cfg.hb_timeout_ms, "10s", "DURATION",
      "A chunk server silent this long is marked down.", 50, 86400000},
+    {"session-lease", 0, OPT_MS, &cfg.session_lease_ms, "30s", "DURATION",
+     "A client session not renewed this long expires; files only it held open are freed. "
+     "After a restart, files unlinked while open get this long to be held again.", 100,
+     86400000},
+    {"full-reserve", 0, OPT_STR, &cfg.full_reserve, "auto", "SIZE",
+     "A chunk server with less free space than this is FULL (no new chunks placed there); "
+     "0 = never, auto = the smaller of 1G and 5% of its capacity.", 0, 0},
     {"snapshot-every", 0, OPT_INT, &cfg.snapshot_every, "100000", "N",
      "Take a snapshot after this many logged changes (0 = only at shutdown).", 0,
      INT64_MAX},
@@ -185,7 +199,9 @@ int main(int argc, char **argv)
     uint16_t port;
     sigset_t sigs;
     persist_config pc;
+    persist_stats ps;
     httpd_config hc;
+    uint64_t full_reserve = CLUSTER_RESERVE_AUTO;
 
     for (int i = 1; i < argc; i++) {
         /* Hidden: prints the option list that man/cairn-metad.8 embeds. */
@@ -210,6 +226,14 @@ int main(int argc, char **argv)
     }
     if (parse_hostport(cfg.listen, host, sizeof(host), &port) < 0) {
         fprintf(stderr, "cairn-metad: --listen '%s' is not HOST:PORT\n", cfg.listen);
+        goto out_opts;
+    }
+    if (strcmp(cfg.full_reserve, "auto") == 0) {
+        full_reserve = CLUSTER_RESERVE_AUTO;
+    } else if (parse_size(cfg.full_reserve, &full_reserve) < 0 ||
+               full_reserve == CLUSTER_RESERVE_AUTO) {
+        fprintf(stderr, "cairn-metad: --full-reserve '%s' is neither a size nor auto\n",
+                cfg.full_reserve);
         goto out_opts;
     }
     if (cfg.min_replicas > cfg.replicas) {
@@ -247,7 +271,7 @@ int main(int argc, char **argv)
     if (open_fsinfo(&m) < 0)
         goto out;
     m.fs = fs_new(m.info.chunk_size, m.info.inline_max);
-    m.cl = cluster_new(cfg.hb_timeout_ms, cluster_log, &m);
+    m.cl = cluster_new(cfg.hb_timeout_ms, full_reserve, cluster_log, &m);
 
     memset(&pc, 0, sizeof(pc));
     pc.snapshot_every = (uint64_t)cfg.snapshot_every;
@@ -255,7 +279,13 @@ int main(int argc, char **argv)
     pc.truncate_corrupt = cfg.wal_truncate_corrupt;
     if (persist_recover(&m, &pc) < 0)
         goto out;
-    if ((rc = persist_start(&m)) < 0 || (rc = cluster_start(m.cl)) < 0) {
+    /* A filesystem that existed before this start may have files open on
+     * clients that do not know of the restart yet: grace for one lease. */
+    persist_get_stats(&m, &ps);
+    m.ss = sessions_new(cfg.session_lease_ms,
+                        ps.last_lsn > 0 || ps.replayed > 0 ? cfg.session_lease_ms : 0);
+    if ((rc = persist_start(&m)) < 0 || (rc = cluster_start(m.cl)) < 0 ||
+        (rc = metad_reaper_start(&m)) < 0) {
         log_error("cannot start threads: %s", cairn_strerror(rc));
         goto out;
     }
@@ -293,9 +323,11 @@ int main(int argc, char **argv)
 out:
     if (http)
         httpd_stop(http);
+    metad_reaper_stop(&m);
     if (m.cl)
         cluster_stop(m.cl);
     persist_stop(&m, exit_code == 0);
+    sessions_free(m.ss);
     cluster_free(m.cl);
     fs_free(m.fs);
     pthread_rwlock_destroy(&m.ns_lock);

@@ -1,6 +1,7 @@
 /*
  * metad.h — the state of one cairn-metad process, shared by its HTTP
- * handlers (ops.c, ops_cluster.c), persistence (persist.c) and main.c.
+ * handlers (ops.c, ops_session.c, ops_cluster.c), persistence (persist.c)
+ * and main.c.
  *
  * LOCKS AND LOCK ORDER (the one place they are written down):
  *
@@ -13,8 +14,14 @@
  *      snapshot serializer holds it shared (writers pause, readers go on).
  *   2. cluster's mutex (cluster.c) guards the cluster map; taken after
  *      ns_lock when both are needed (snapshot), never the other way round.
- *   3. the WAL's internal locks (wal.c), taken inside wal_append/wal_wait.
- *   4. persist's mutex (persist.c) guards only the snapshot trigger state;
+ *   3. the sessions mutex (session.c) guards sessions and their holds; a
+ *      leaf taken under ns_lock (either mode) by the paths that decide
+ *      about orphans, so that adding a hold (map/create with FT_OPEN,
+ *      session_hold: ns_lock shared or exclusive) and deciding to keep or
+ *      free an orphan (unlink, rename, release, the orphan reaper: ns_lock
+ *      exclusive) never interleave.
+ *   4. the WAL's internal locks (wal.c), taken inside wal_append/wal_wait.
+ *   5. persist's mutex (persist.c) guards only the snapshot trigger state;
  *      a leaf lock, never held while taking another.
  *
  * Counters read by /metrics are updated with atomic operations.
@@ -32,6 +39,8 @@
 #include "server/meta/wal.h"
 
 typedef struct persist persist;
+typedef struct sessions sessions;
+typedef struct reaper reaper;
 
 typedef struct metad {
     fsinfo info;
@@ -43,9 +52,11 @@ typedef struct metad {
     cluster *cl;
     wal *wal;
     persist *ps;
+    sessions *ss;               /* client sessions (session.h) */
+    reaper *rp;                 /* the orphan reaper thread (ops_session.c) */
 
     /* metrics */
-    uint64_t cas_conflicts, not_modified;
+    uint64_t cas_conflicts, not_modified, orphans_freed;
 } metad;
 
 /* Content type of record bodies (docs/PROTOCOL.md). */
@@ -56,5 +67,12 @@ extern const httpd_route metad_routes[];
 extern const size_t metad_nroutes;
 void metad_metrics(buf *out, void *ctx);
 void metad_global_headers(httpd_req *req, void *ctx);
+
+/* The orphan reaper (ops_session.c): a thread that expires sessions and
+ * frees orphans nobody holds once the grace period is over. It wakes
+ * every lease/4 (at least every second). Start after recovery and the
+ * creation of m->ss; stop before the WAL closes. */
+int metad_reaper_start(metad *m);
+void metad_reaper_stop(metad *m);
 
 #endif

@@ -1,9 +1,10 @@
 /*
- * ops.c — cairn-metad's HTTP handlers (docs/PROTOCOL.md), the route table,
- * /metrics and the per-response epoch header.
+ * ops.c — cairn-metad's namespace handlers (docs/PROTOCOL.md), the route
+ * table, /metrics and the per-response epoch header. Sessions and orphans
+ * are in ops_session.c, the cluster map in ops_cluster.c (ops_i.h).
  *
  * Every handler runs on its connection's thread. Readers take ns_lock
- * shared; mutations follow one path (mutate()): take ns_lock exclusive,
+ * shared; mutations follow one path (ops_mutate()): take ns_lock exclusive,
  * fill the op with everything nondeterministic (new ino, generation, the
  * server clock, this replica's id), apply it with fs_apply, append the
  * record to the WAL, encode the answer from the result, unlock, wait for
@@ -23,12 +24,12 @@
 #include "common/util.h"
 #include "common/vv.h"
 #include "server/meta/metad.h"
+#include "server/meta/ops_i.h"
 #include "server/meta/persist.h"
+#include "server/meta/session.h"
 
-#define BODY_SMALL (64u << 10)                       /* namespace requests */
 #define BODY_XATTR (FS_XATTR_VALUE_MAX + (8u << 10))
 #define BODY_COMMIT (32u << 20)                      /* ~600k slots */
-#define BODY_REFS (4u << 20)                         /* 65536 ids */
 #define REFS_MAX 65536
 
 /* ---- small helpers ---- */
@@ -43,7 +44,7 @@ static void add_etag(httpd_req *rq, const vv *v)
 }
 
 /* Answer a finished record (ownership of its bytes moves to httpd). */
-static void reply_rec(httpd_req *rq, int status, recw *w, const vv *etag)
+void ops_reply_rec(httpd_req *rq, int status, recw *w, const vv *etag)
 {
     size_t len;
     uint8_t *p = recw_steal(w, &len);
@@ -64,12 +65,12 @@ typedef struct answer {
 static void answer_send(httpd_req *rq, answer *a)
 {
     if (a->has)
-        reply_rec(rq, a->status ? a->status : 200, &a->w, a->has_etag ? &a->etag : NULL);
+        ops_reply_rec(rq, a->status ? a->status : 200, &a->w, a->has_etag ? &a->etag : NULL);
     else
         httpd_reply(rq, a->status ? a->status : 200, NULL, NULL, 0);
 }
 
-static int open_body(httpd_req *rq, recr *r, uint8_t type)
+int ops_open_body(httpd_req *rq, recr *r, uint8_t type)
 {
     size_t len;
     const uint8_t *p = httpd_body(rq, &len);
@@ -79,12 +80,12 @@ static int open_body(httpd_req *rq, recr *r, uint8_t type)
     return 0;
 }
 
-static int need_u64(const recr *r, uint16_t tag, uint64_t *out)
+int ops_need_u64(const recr *r, uint16_t tag, uint64_t *out)
 {
     return rec_get_u64(r, tag, out) < 0 ? -EINVAL : 0;
 }
 
-static int opt_u64(const recr *r, uint16_t tag, uint64_t *out, uint64_t def)
+int ops_opt_u64(const recr *r, uint16_t tag, uint64_t *out, uint64_t def)
 {
     int rc = rec_get_u64(r, tag, out);
 
@@ -166,7 +167,7 @@ static void count(uint64_t *c)
  * wait for after unlocking (for an op that changed nothing, the last
  * logged lsn: what the answer shows may come from a record not yet
  * durable). */
-static int mutate(metad *m, fs_op *op, fs_result *res, uint64_t *lsn)
+int ops_mutate(metad *m, fs_op *op, fs_result *res, uint64_t *lsn)
 {
     recw w;
     size_t len;
@@ -205,7 +206,7 @@ static void h_fsinfo(httpd_req *rq, void *ctx)
     recw w;
 
     fsinfo_encode(&m->info, &w);
-    reply_rec(rq, 200, &w, NULL);
+    ops_reply_rec(rq, 200, &w, NULL);
 }
 
 static void h_lookup(httpd_req *rq, void *ctx)
@@ -218,7 +219,7 @@ static void h_lookup(httpd_req *rq, void *ctx)
     answer a = {0};
     int rc;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0 || (rc = need_u64(&r, FT_PARENT, &parent)) < 0 ||
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_PARENT, &parent)) < 0 ||
         (rc = get_name(&r, FT_NAME, name)) < 0)
         goto fail;
     pthread_rwlock_rdlock(&m->ns_lock);
@@ -247,9 +248,12 @@ static void get_inode(httpd_req *rq, metad *m, int what)
     vv inm;
     fs_inode *ip;
     answer a = {0};
+    uint64_t sid = 0;
     int rc, has_inm = 0;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0 || (rc = need_u64(&r, FT_INO, &ino)) < 0)
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &ino)) < 0)
+        goto fail;
+    if (what == GET_MAP && (rc = ops_open_request(rq, &r, &sid)) < 0)
         goto fail;
     if (what != GET_LINK && (has_inm = header_vv(rq, "If-None-Match", &inm)) < 0) {
         rc = has_inm;
@@ -262,6 +266,8 @@ static void get_inode(httpd_req *rq, metad *m, int what)
     } else if (what == GET_LINK && !S_ISLNK(fs_inode_attr(ip)->mode)) {
         rc = -EINVAL;
     } else {
+        if (sid)
+            ops_hold(m, sid, ip);
         a.etag = fs_inode_attr(ip)->vv;
         a.has_etag = 1;
         if (has_inm && vv_equal(&inm, &a.etag)) {
@@ -308,9 +314,9 @@ static void h_readdir(httpd_req *rq, void *ctx)
     answer a = {0};
     int rc;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0 || (rc = need_u64(&r, FT_INO, &ino)) < 0 ||
-        (rc = opt_u64(&r, FT_CURSOR, &cursor, 0)) < 0 ||
-        (rc = opt_u64(&r, FT_MAX, &max, FS_READDIR_MAX)) < 0)
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &ino)) < 0 ||
+        (rc = ops_opt_u64(&r, FT_CURSOR, &cursor, 0)) < 0 ||
+        (rc = ops_opt_u64(&r, FT_MAX, &max, FS_READDIR_MAX)) < 0)
         goto fail;
     pthread_rwlock_rdlock(&m->ns_lock);
     rc = fs_readdir(m->fs, ino, cursor, (uint32_t)MIN(max, (uint64_t)FS_READDIR_MAX), &a.w);
@@ -340,7 +346,7 @@ static void h_xattr_get(httpd_req *rq, void *ctx)
     answer a = {0};
     int rc;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0 || (rc = need_u64(&r, FT_INO, &ino)) < 0 ||
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &ino)) < 0 ||
         (rc = get_xattr_name(&r, name)) < 0)
         goto fail;
     pthread_rwlock_rdlock(&m->ns_lock);
@@ -371,7 +377,7 @@ static void h_xattr_list(httpd_req *rq, void *ctx)
     answer a = {0};
     int rc;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0 || (rc = need_u64(&r, FT_INO, &ino)) < 0)
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &ino)) < 0)
         goto fail;
     pthread_rwlock_rdlock(&m->ns_lock);
     ip = fs_get(m->fs, ino);
@@ -411,7 +417,7 @@ static void h_statfs(httpd_req *rq, void *ctx)
     recw_u64(&w, FT_FILES, fc.inodes);
     recw_u64(&w, FT_FFREE, fc.inodes < (1ull << 32) ? (1ull << 32) - fc.inodes : 0);
     recw_u64(&w, FT_BSIZE, 4096);
-    reply_rec(rq, 200, &w, NULL);
+    ops_reply_rec(rq, 200, &w, NULL);
 }
 
 static void h_refs(httpd_req *rq, void *ctx)
@@ -426,7 +432,7 @@ static void h_refs(httpd_req *rq, void *ctx)
     recw w;
     int rc;
 
-    if ((rc = open_body(rq, &r, FSREC_IDS)) < 0)
+    if ((rc = ops_open_body(rq, &r, FSREC_IDS)) < 0)
         goto fail;
     cnt = rec_count(&r, FT_ID);
     if (cnt > REFS_MAX) {
@@ -449,7 +455,7 @@ static void h_refs(httpd_req *rq, void *ctx)
     recw_init(&w, FSREC_IDS);
     recw_bytes(&w, FT_BITS, bits, cnt);
     free(bits);
-    reply_rec(rq, 200, &w, NULL);
+    ops_reply_rec(rq, 200, &w, NULL);
     return;
 fail:
     httpd_reply_err(rq, rc, "refs");
@@ -465,16 +471,16 @@ static void make_node(httpd_req *rq, metad *m, int kind)
     fs_op *op = op_new(FSOP_CREATE);
     fs_result res;
     answer a = {0};
-    uint64_t lsn = 0;
+    uint64_t lsn = 0, sid = 0;
     const uint8_t *p;
     size_t n;
     uint32_t fmt;
     int rc;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0 || (rc = need_u64(&r, FT_PARENT, &op->parent)) < 0 ||
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_PARENT, &op->parent)) < 0 ||
         (rc = get_name(&r, FT_NAME, op->name)) < 0 || (rc = opt_u32(&r, FT_UID, &op->uid)) < 0 ||
         (rc = opt_u32(&r, FT_GID, &op->gid)) < 0 || (rc = opt_u32(&r, FT_UMASK, &op->umask)) < 0 ||
-        (rc = opt_u64(&r, FT_FLAGS, &op->flags, 0)) < 0)
+        (rc = ops_opt_u64(&r, FT_FLAGS, &op->flags, 0)) < 0)
         goto fail;
     if (kind == MK_SYMLINK) {
         op->mode = S_IFLNK | 0777;
@@ -510,16 +516,20 @@ static void make_node(httpd_req *rq, metad *m, int kind)
             goto fail;
         }
         op->mode = fmt | (op->mode & 07777);
-        if (kind == MK_MKNOD && (rc = opt_u64(&r, FT_RDEV, &op->rdev, 0)) < 0)
+        if (kind == MK_MKNOD && (rc = ops_opt_u64(&r, FT_RDEV, &op->rdev, 0)) < 0)
             goto fail;
     }
     if (kind != MK_CREATE)
         op->flags |= FSC_EXCL;   /* only create(2) without O_EXCL may find a file */
+    else if ((rc = ops_open_request(rq, &r, &sid)) < 0)
+        goto fail;
 
     pthread_rwlock_wrlock(&m->ns_lock);
     op->ino = fs_next_ino(m->fs);
     op->gen = (uint64_t)now_realtime_ns();
-    rc = mutate(m, op, &res, &lsn);
+    rc = ops_mutate(m, op, &res, &lsn);
+    if (rc == 0 && sid)
+        ops_hold(m, sid, fs_get(m->fs, res.attr[0].ino));
     if (rc == 0) {
         fs_put_attr_rec(&a.w, &res.attr[0], kind == MK_SYMLINK ? op->target : NULL);
         if (res.existed)
@@ -571,23 +581,35 @@ static void change_names(httpd_req *rq, metad *m, uint8_t type)
     unsigned i;
     int rc;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0)
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0)
         goto fail;
     if (type == FSOP_LINK) {
-        if ((rc = need_u64(&r, FT_INO, &op->ino)) < 0)
+        if ((rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0)
             goto fail;
-    } else if ((rc = need_u64(&r, FT_PARENT, &op->parent)) < 0 ||
+    } else if ((rc = ops_need_u64(&r, FT_PARENT, &op->parent)) < 0 ||
                (rc = get_name(&r, FT_NAME, op->name)) < 0) {
         goto fail;
     }
     if (type == FSOP_LINK || type == FSOP_RENAME) {
-        if ((rc = need_u64(&r, FT_NEWPARENT, &op->newparent)) < 0 ||
+        if ((rc = ops_need_u64(&r, FT_NEWPARENT, &op->newparent)) < 0 ||
             (rc = get_name(&r, FT_NEWNAME, op->newname)) < 0 ||
-            (rc = opt_u64(&r, FT_FLAGS, &op->flags, 0)) < 0)
+            (rc = ops_opt_u64(&r, FT_FLAGS, &op->flags, 0)) < 0)
             goto fail;
     }
     pthread_rwlock_wrlock(&m->ns_lock);
-    rc = mutate(m, op, &res, &lsn);
+    if (type == FSOP_UNLINK ||
+        (type == FSOP_RENAME && !(op->flags & (FS_RENAME_EXCHANGE | FS_RENAME_NOREPLACE)))) {
+        /* The file that may lose its last link here: keep it as an orphan
+         * if a session holds it open (decided now, recorded in the op). */
+        fs_inode *victim = NULL;
+        int found = type == FSOP_UNLINK
+                        ? fs_lookup(m->fs, op->parent, op->name, strlen(op->name), &victim)
+                        : fs_lookup(m->fs, op->newparent, op->newname, strlen(op->newname),
+                                    &victim);
+        if (found == 0)
+            op->keep = ops_keep(m, victim);
+    }
+    rc = ops_mutate(m, op, &res, &lsn);
     if (rc == 0) {
         if (type == FSOP_LINK) {
             fs_put_attr_rec(&a.w, &res.attr[0], NULL);
@@ -669,14 +691,14 @@ static void h_setattr(httpd_req *rq, void *ctx)
     vv want;
     int rc, has_im;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0 || (rc = need_u64(&r, FT_INO, &op->ino)) < 0 ||
-        (rc = need_u64(&r, FT_VALID, &op->valid)) < 0)
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0 ||
+        (rc = ops_need_u64(&r, FT_VALID, &op->valid)) < 0)
         goto fail;
     v = op->valid;
     if (((v & SA_MODE) && (rc = need_u32(&r, FT_MODE, &op->mode)) < 0) ||
         ((v & SA_UID) && (rc = need_u32(&r, FT_UID, &op->uid)) < 0) ||
         ((v & SA_GID) && (rc = need_u32(&r, FT_GID, &op->gid)) < 0) ||
-        ((v & SA_SIZE) && (rc = need_u64(&r, FT_SIZE, &op->size)) < 0))
+        ((v & SA_SIZE) && (rc = ops_need_u64(&r, FT_SIZE, &op->size)) < 0))
         goto fail;
     if (((v & SA_ATIME) && !(v & SA_ATIME_NOW) && rec_get_i64(&r, FT_ATIME, &op->atime) < 0) ||
         ((v & SA_MTIME) && !(v & SA_MTIME_NOW) && rec_get_i64(&r, FT_MTIME, &op->mtime) < 0) ||
@@ -690,7 +712,7 @@ static void h_setattr(httpd_req *rq, void *ctx)
     }
     pthread_rwlock_wrlock(&m->ns_lock);
     if (!has_im || !cas_check(m, op->ino, &want, 0, &a, &rc)) {
-        rc = mutate(m, op, &res, &lsn);
+        rc = ops_mutate(m, op, &res, &lsn);
         if (rc == 0) {
             fs_put_attr_rec(&a.w, &res.attr[0], NULL);
             a.has = a.has_etag = 1;
@@ -732,9 +754,9 @@ static void h_commit(httpd_req *rq, void *ctx)
     vv want;
     int rc;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0 || (rc = need_u64(&r, FT_INO, &op->ino)) < 0 ||
-        (rc = need_u64(&r, FT_SIZE, &op->size)) < 0 ||
-        (rc = opt_u64(&r, FT_CLEAR_INLINE, &clear, 0)) < 0)
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0 ||
+        (rc = ops_need_u64(&r, FT_SIZE, &op->size)) < 0 ||
+        (rc = ops_opt_u64(&r, FT_CLEAR_INLINE, &clear, 0)) < 0)
         goto fail;
     if ((rc = header_vv(rq, "If-Match", &want)) <= 0) {
         rc = -EINVAL;   /* commit is CAS only: If-Match is required */
@@ -779,7 +801,7 @@ static void h_commit(httpd_req *rq, void *ctx)
     }
     pthread_rwlock_wrlock(&m->ns_lock);
     if (!cas_check(m, op->ino, &want, 1, &a, &rc)) {
-        rc = mutate(m, op, &res, &lsn);
+        rc = ops_mutate(m, op, &res, &lsn);
         if (rc == 0) {
             fs_put_attr_rec(&a.w, &res.attr[0], NULL);
             a.has = a.has_etag = 1;
@@ -809,12 +831,12 @@ static void xattr_change(httpd_req *rq, metad *m, uint8_t type)
     uint64_t lsn = 0;
     int rc;
 
-    if ((rc = open_body(rq, &r, FSREC_REQ)) < 0 || (rc = need_u64(&r, FT_INO, &op->ino)) < 0 ||
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0 ||
         (rc = get_xattr_name(&r, op->name)) < 0)
         goto fail;
     if (type == FSOP_XATTR_SET) {
         if (rec_get_bytes(&r, FT_VALUE, &op->value, &op->value_len) < 0 ||
-            (rc = opt_u64(&r, FT_FLAGS, &op->flags, 0)) < 0) {
+            (rc = ops_opt_u64(&r, FT_FLAGS, &op->flags, 0)) < 0) {
             rc = rc < 0 ? rc : -EINVAL;
             goto fail;
         }
@@ -824,7 +846,7 @@ static void xattr_change(httpd_req *rq, metad *m, uint8_t type)
         }
     }
     pthread_rwlock_wrlock(&m->ns_lock);
-    rc = mutate(m, op, &res, &lsn);
+    rc = ops_mutate(m, op, &res, &lsn);
     if (rc == 0) {
         fs_put_attr_rec(&a.w, &res.attr[0], NULL);
         a.has = a.has_etag = 1;
@@ -852,73 +874,6 @@ static void h_xattr_remove(httpd_req *rq, void *ctx)
     xattr_change(rq, ctx, FSOP_XATTR_REMOVE);
 }
 
-/* ---- cluster ---- */
-
-static void h_cluster(httpd_req *rq, void *ctx)
-{
-    metad *m = ctx;
-    recw w;
-
-    cluster_encode(m->cl, &w);
-    reply_rec(rq, 200, &w, NULL);
-}
-
-static void report_in(httpd_req *rq, metad *m, int heartbeat)
-{
-    recr r;
-    cluster_report in;
-    const uint8_t *p;
-    size_t n;
-    char host[CLUSTER_ADDR_MAX + 1];
-    uint16_t port;
-    uint64_t sid, epoch, lsn;
-    uint32_t got;
-    recw w;
-    int rc;
-
-    memset(&in, 0, sizeof(in));
-    if ((rc = open_body(rq, &r, FSREC_SERVER)) < 0 || (rc = opt_u64(&r, FT_SID, &sid, 0)) < 0 ||
-        (rc = opt_u64(&r, FT_CAPACITY, &in.capacity, 0)) < 0 ||
-        (rc = opt_u64(&r, FT_USED, &in.used, 0)) < 0 ||
-        (rc = opt_u64(&r, FT_CHUNKS, &in.chunks, 0)) < 0)
-        goto fail;
-    if (sid > CLUSTER_SID_MAX || (heartbeat && sid == 0) ||
-        rec_get_bytes(&r, FT_ADDR, &p, &n) < 0 || n == 0 || n > CLUSTER_ADDR_MAX ||
-        memchr(p, 0, n)) {
-        rc = -EINVAL;
-        goto fail;
-    }
-    memcpy(in.addr, p, n);
-    in.addr[n] = '\0';
-    if (parse_hostport(in.addr, host, sizeof(host), &port) < 0 || port == 0) {
-        rc = -EINVAL;
-        goto fail;
-    }
-    in.sid = (uint32_t)sid;
-    rc = cluster_report_in(m->cl, &in, heartbeat, &got, &epoch, &lsn);
-    if (rc < 0)
-        goto fail;
-    persist_wait(m, lsn);
-    recw_init(&w, FSREC_SERVER);
-    recw_u64(&w, FT_SID, got);
-    recw_u64(&w, FT_EPOCH, epoch);
-    recw_u64(&w, FT_HB_INTERVAL, cluster_hb_interval_ms(m->cl));
-    reply_rec(rq, 200, &w, NULL);
-    return;
-fail:
-    httpd_reply_err(rq, rc, heartbeat ? "heartbeat" : "register");
-}
-
-static void h_register(httpd_req *rq, void *ctx)
-{
-    report_in(rq, ctx, 0);
-}
-
-static void h_heartbeat(httpd_req *rq, void *ctx)
-{
-    report_in(rq, ctx, 1);
-}
-
 static void h_healthz(httpd_req *rq, void *ctx)
 {
     (void)ctx;
@@ -931,7 +886,7 @@ const httpd_route metad_routes[] = {
     {"GET", "/healthz", h_healthz, "healthz", 0},
     {"GET", "/v1/fsinfo", h_fsinfo, "fsinfo", 0},
     {"GET", "/v1/statfs", h_statfs, "statfs", 0},
-    {"GET", "/v1/cluster", h_cluster, "cluster", 0},
+    {"GET", "/v1/cluster", ops_cluster_get, "cluster", 0},
     {"POST", "/v1/lookup", h_lookup, "lookup", BODY_SMALL},
     {"POST", "/v1/getattr", h_getattr, "getattr", BODY_SMALL},
     {"POST", "/v1/setattr", h_setattr, "setattr", BODY_SMALL},
@@ -951,9 +906,16 @@ const httpd_route metad_routes[] = {
     {"POST", "/v1/xattr_set", h_xattr_set, "xattr_set", BODY_XATTR},
     {"POST", "/v1/xattr_list", h_xattr_list, "xattr_list", BODY_SMALL},
     {"POST", "/v1/xattr_remove", h_xattr_remove, "xattr_remove", BODY_SMALL},
-    {"POST", "/v1/refs", h_refs, "refs", BODY_REFS},
-    {"POST", "/v1/register", h_register, "register", BODY_SMALL},
-    {"POST", "/v1/heartbeat", h_heartbeat, "heartbeat", BODY_SMALL},
+    {"POST", "/v1/refs", h_refs, "refs", BODY_LIST},
+    {"POST", "/v1/register", ops_register, "register", BODY_SMALL},
+    {"POST", "/v1/heartbeat", ops_heartbeat, "heartbeat", BODY_SMALL},
+    {"POST", "/v1/cluster_drain", ops_cluster_drain, "cluster_drain", BODY_SMALL},
+    {"POST", "/v1/cluster_undrain", ops_cluster_undrain, "cluster_undrain", BODY_SMALL},
+    {"POST", "/v1/cluster_remove", ops_cluster_remove, "cluster_remove", BODY_SMALL},
+    {"POST", "/v1/session_new", ops_session_new, "session_new", BODY_SMALL},
+    {"POST", "/v1/session_renew", ops_session_renew, "session_renew", BODY_LIST},
+    {"POST", "/v1/session_hold", ops_session_hold, "session_hold", BODY_LIST},
+    {"POST", "/v1/session_end", ops_session_end, "session_end", BODY_SMALL},
 };
 const size_t metad_nroutes = ARRAY_LEN(metad_routes);
 
@@ -970,13 +932,14 @@ void metad_metrics(buf *out, void *ctx)
 {
     static const char *const opnames[] = {
         "init", "create", "link", "unlink", "rmdir", "rename",
-        "setattr", "commit", "xattr_set", "xattr_remove",
+        "setattr", "commit", "xattr_set", "xattr_remove", "orphan_free",
     };
     metad *m = ctx;
     fs_counts fc;
     cluster_counts cc;
     wal_stats ws;
     persist_stats ps;
+    sessions_stats ss;
     size_t i;
     int64_t now = now_realtime_ns();
 
@@ -986,6 +949,7 @@ void metad_metrics(buf *out, void *ctx)
     cluster_get_counts(m->cl, &cc);
     wal_get_stats(m->wal, &ws);
     persist_get_stats(m, &ps);
+    sessions_get_stats(m->ss, &ss);
 
     buf_printf(out, "# TYPE cairn_metad_ops_applied_total counter\n");
     for (i = 0; i < ARRAY_LEN(opnames); i++)
@@ -1036,11 +1000,27 @@ void metad_metrics(buf *out, void *ctx)
     buf_printf(out, "# TYPE cairn_metad_recovery_seconds gauge\n"
                "cairn_metad_recovery_seconds %.6f\n", (double)ps.recovery_ns / 1e9);
     buf_printf(out, "# TYPE cairn_metad_servers gauge\ncairn_metad_servers{state=\"up\"} %" PRIu64
-               "\ncairn_metad_servers{state=\"down\"} %" PRIu64 "\n", cc.up, cc.down);
+               "\ncairn_metad_servers{state=\"down\"} %" PRIu64
+               "\ncairn_metad_servers{state=\"draining\"} %" PRIu64
+               "\ncairn_metad_servers{state=\"full\"} %" PRIu64 "\n", cc.up, cc.down,
+               cc.draining, cc.full);
     buf_printf(out, "# TYPE cairn_metad_capacity_bytes gauge\n"
                "cairn_metad_capacity_bytes %" PRIu64 "\n", cc.capacity);
     buf_printf(out, "# TYPE cairn_metad_used_bytes gauge\ncairn_metad_used_bytes %" PRIu64 "\n",
                cc.used);
     buf_printf(out, "# TYPE cairn_metad_epoch gauge\ncairn_metad_epoch %" PRIu64 "\n",
                cluster_epoch(m->cl));
+    buf_printf(out, "# TYPE cairn_metad_sessions gauge\ncairn_metad_sessions %" PRIu64 "\n",
+               ss.live);
+    buf_printf(out, "# TYPE cairn_metad_session_holds gauge\ncairn_metad_session_holds %" PRIu64
+               "\n", ss.holds);
+    buf_printf(out, "# TYPE cairn_metad_sessions_opened_total counter\n"
+               "cairn_metad_sessions_opened_total %" PRIu64 "\n", ss.opened);
+    buf_printf(out, "# TYPE cairn_metad_sessions_expired_total counter\n"
+               "cairn_metad_sessions_expired_total %" PRIu64 "\n", ss.expired);
+    buf_printf(out, "# TYPE cairn_metad_orphans gauge\ncairn_metad_orphans %" PRIu64 "\n",
+               fc.orphans);
+    buf_printf(out, "# TYPE cairn_metad_orphans_freed_total counter\n"
+               "cairn_metad_orphans_freed_total %" PRIu64 "\n",
+               __atomic_load_n(&m->orphans_freed, __ATOMIC_RELAXED));
 }

@@ -89,7 +89,7 @@ static int apply_record(metad *m, const uint8_t *rec, size_t len)
         return CAIRN_EPROTO;
     if (r.type >= FSOP_INIT && r.type <= FSOP_LAST)
         return fs_apply(m->fs, rec, len, NULL);
-    if (r.type == CLOP_SERVER)
+    if (r.type == CLOP_SERVER || r.type == CLOP_REMOVE)
         return cluster_apply(m->cl, rec, len);
     return CAIRN_EPROTO;
 }
