@@ -228,6 +228,7 @@ void cf_base_set(cfile *c, const mc_inode *rec)
     }
     c->have_base = 1;
     c->stale = 0;
+    c->noxattr = 0; /* a base from metad says nothing about xattrs */
     c->seen_vv = rec->a.vv;
     if (!c->dirty) {
         c->size = rec->a.size;
@@ -866,6 +867,21 @@ void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a)
         c->base.size = size; /* the map did not change, nor did its size */
         c->seen_vv = a->vv;
     }
+    pthread_mutex_unlock(&c->lock);
+}
+
+int cfile_noxattr(cfile *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int v = c->have_base && c->noxattr;
+    pthread_mutex_unlock(&c->lock);
+    return v;
+}
+
+void cfile_set_noxattr(cfile *c, int v)
+{
+    pthread_mutex_lock(&c->lock);
+    c->noxattr = v;
     pthread_mutex_unlock(&c->lock);
 }
 

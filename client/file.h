@@ -124,6 +124,13 @@ int cfile_base_attr(cfile *c, fs_attr *out);
 /* After this client changed only attributes (not the map) with a CAS on
  * base VV old: adopt the new attributes if the base is still at old. */
 void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a);
+/* Whether the file is known to have no xattrs: set by the creator of a
+ * new file, kept across this client's own commits and atime updates,
+ * cleared when a base is loaded from metad or the client sets an xattr.
+ * Lets the kernel's security.capability probe before each write be
+ * answered without a round trip. */
+int cfile_noxattr(cfile *c);
+void cfile_set_noxattr(cfile *c, int v);
 /* The version vector of the base (after a flush, the committed one). */
 void cfile_vv(cfile *c, vv *out);
 

@@ -72,6 +72,7 @@ struct cfile {
     int err;                 /* sticky background error */
     vv seen_vv;              /* last VV this client produced or revalidated */
     int stale;               /* metad has a newer VV than the base */
+    int noxattr;             /* known to have no xattrs at the base VV */
 };
 
 struct cfs {

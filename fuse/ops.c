@@ -575,8 +575,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     /* The create request itself held the inode when a session exists. */
     csession_opened(m->session, in.a.ino);
     if (!in.existed) {
-        /* A new file: its (empty) map is known without asking metad. */
+        /* A new file: its (empty) map is known without asking metad, and
+         * so is the absence of xattrs. */
         cfile_seed(c, &in);
+        cfile_set_noxattr(c, 1);
     } else {
         rc = cfile_open(c, &changed, 0);
         if (rc == 0 && (fi->flags & O_TRUNC)) {
@@ -960,6 +962,16 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         reply_err(req, -EOPNOTSUPP);
         return;
     }
+    if (v == 0 && strcmp(name, "security.capability") == 0) {
+        cfile *c = cfs_file_find(m->fs, ino);
+        int none = c && cfile_noxattr(c);
+        if (c)
+            cfile_put(c);
+        if (none) {
+            reply_err(req, -ENODATA);
+            return;
+        }
+    }
     if (v == 1) {
         val = (uint8_t *)vbuf;
         len = vlen;
@@ -999,6 +1011,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
     if (size > FS_XATTR_VALUE_MAX) {
         reply_err(req, -E2BIG);
         return;
+    }
+    cfile *c = cfs_file_find(M(req)->fs, ino);
+    if (c) {
+        cfile_set_noxattr(c, 0);
+        cfile_put(c);
     }
     uint32_t f = 0;
     if (flags & XATTR_CREATE)
