@@ -166,6 +166,15 @@ int csession_active(csession *s)
     return a;
 }
 
+int csession_is_open(csession *s, uint64_t ino)
+{
+    pthread_mutex_lock(&s->lock);
+    opencount *o;
+    HASH_FIND(hh, s->opens, &ino, sizeof(ino), o);
+    pthread_mutex_unlock(&s->lock);
+    return o != NULL;
+}
+
 int csession_opened(csession *s, uint64_t ino)
 {
     pthread_mutex_lock(&s->lock);

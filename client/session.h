@@ -32,6 +32,8 @@ csession *csession_start(mc *m, const char *client_desc);
 int csession_opened(csession *s, uint64_t ino);
 /* Count a closed handle; the last one queues the release. */
 void csession_closed(csession *s, uint64_t ino);
+/* Whether this client has a handle open on ino. */
+int csession_is_open(csession *s, uint64_t ino);
 /* Whether a live session exists (open requests then carry FT_OPEN). */
 int csession_active(csession *s);
 void csession_stop(csession *s);

@@ -30,6 +30,9 @@ struct inode_ent {
     uint64_t ino;
     uint64_t nlookup;
     uint64_t parent;         /* for directories: where it was looked up */
+    vv kvv;                  /* VV of the attributes last given to the kernel */
+    int have_kvv;
+    uint32_t kgen;           /* added to metad's generation, see entry_gen */
     UT_hash_handle hh;
 };
 
@@ -179,11 +182,79 @@ static void overlay(cmount *m, fs_attr *a)
     }
 }
 
+/*
+ * The generation the kernel gets for an entry. With the writeback cache the
+ * kernel trusts its own size and mtime of a cached regular file and ignores
+ * metad's; when another client changed the file (its VV moved and this
+ * client neither produced nor revalidated that VV) and nothing here has it
+ * open, a new generation makes the kernel drop the stale inode and build a
+ * fresh one from these attributes.
+ */
+static uint64_t entry_gen(cmount *m, const fs_attr *a)
+{
+    int candidate = 0;
+    if (m->writeback && S_ISREG(a->mode) && !csession_is_open(m->session, a->ino)) {
+        cfile *c = cfs_file_find(m->fs, a->ino);
+        candidate = !c || !cfile_dirty(c);
+        if (c)
+            cfile_put(c);
+    }
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    uint32_t kgen = 0;
+    HASH_FIND(hh, m->inodes, &a->ino, sizeof(a->ino), e);
+    if (e) {
+        if (!e->have_kvv) {
+            e->kvv = a->vv;
+            e->have_kvv = 1;
+        } else if (!vv_equal(&e->kvv, &a->vv) && candidate) {
+            e->kgen++;
+            e->kvv = a->vv;
+        }
+        /* Otherwise the kernel's inode stays as it is (kvv unchanged), and
+         * a later lookup without open handles replaces it. */
+        kgen = e->kgen;
+    }
+    pthread_mutex_unlock(&m->ino_lock);
+    /* The kernel keeps and compares generations as 32-bit values. */
+    return (uint32_t)(a->gen ^ ((uint64_t)kgen * 0x9E3779B1u));
+}
+
+/* This client committed writes made through the kernel's inode, moving the
+ * VV from before to the cfile's current one: if the kernel's inode was
+ * current before, it still is. */
+static void note_own_vv(cmount *m, uint64_t ino, cfile *c, const vv *before)
+{
+    if (!m->writeback)
+        return;
+    vv cur;
+    cfile_vv(c, &cur);
+    if (vv_equal(&cur, before))
+        return;
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (e && e->have_kvv && vv_equal(&e->kvv, before))
+        e->kvv = cur;
+    pthread_mutex_unlock(&m->ino_lock);
+}
+
+/* cfile_flush, remembering our own VV change for the writeback cache. */
+static int flush_noting(cmount *m, uint64_t ino, cfile *c)
+{
+    vv before;
+    cfile_vv(c, &before);
+    int rc = cfile_flush(c);
+    if (rc == 0)
+        note_own_vv(m, ino, c, &before);
+    return rc;
+}
+
 static void fill_entry(cmount *m, const fs_attr *a, struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof(*e));
     e->ino = a->ino;
-    e->generation = a->gen;
+    e->generation = entry_gen(m, a);
     e->attr_timeout = m->attr_timeout;
     e->entry_timeout = m->entry_timeout;
     fs_attr b = *a;
@@ -195,8 +266,8 @@ static void reply_entry(fuse_req_t req, uint64_t parent, const fs_attr *a)
 {
     cmount *m = M(req);
     struct fuse_entry_param e;
-    fill_entry(m, a, &e);
     ino_ref(m, a->ino, parent, S_ISDIR(a->mode));
+    fill_entry(m, a, &e);
     if (fuse_reply_entry(req, &e) != 0)
         ino_forget(m, a->ino, 1); /* the kernel did not take the reference */
 }
@@ -334,7 +405,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
             return;
         }
         cfile *c = cfs_file(m->fs, ino);
+        vv before;
+        cfile_vv(c, &before);
         rc = cfile_truncate(c, (uint64_t)attr->st_size, &out);
+        if (rc == 0)
+            note_own_vv(m, ino, c, &before);
         cfile_put(c);
         if (rc < 0) {
             reply_ino_err(req, rc);
@@ -596,6 +671,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         }
     }
     struct fuse_entry_param e;
+    ino_ref(m, in.a.ino, parent, 0);
     fill_entry(m, &in.a, &e);
     fh *h = xcalloc(1, sizeof(*h));
     h->f = c;
@@ -605,7 +681,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     fi->keep_cache = !changed;
     if (m->direct_io || (fi->flags & O_DIRECT))
         fi->direct_io = 1;
-    ino_ref(m, in.a.ino, parent, 0);
     if (fuse_reply_create(req, &e, fi) != 0) {
         ino_forget(m, in.a.ino, 1);
         csession_closed(m->session, in.a.ino);
@@ -698,15 +773,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    reply_err(req, cfile_flush(FH(fi)->f));
+    reply_err(req, flush_noting(M(req), ino, FH(fi)->f));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-    (void)ino;
     (void)datasync;
-    reply_err(req, cfile_flush(FH(fi)->f));
+    reply_err(req, flush_noting(M(req), ino, FH(fi)->f));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -714,7 +787,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fh *h = FH(fi);
     /* flush already ran at close(); this catches writes through mmap or a
      * handle that was never flushed. The error has nowhere to go but the log. */
-    int rc = cfile_flush(h->f);
+    int rc = flush_noting(M(req), ino, h->f);
     if (rc < 0)
         log_error("inode %llu: data not committed at release: %s", (unsigned long long)ino,
                   cairn_strerror(rc));
