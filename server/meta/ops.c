@@ -219,7 +219,8 @@ static void h_lookup(httpd_req *rq, void *ctx)
     answer a = {0};
     int rc;
 
-    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_PARENT, &parent)) < 0 ||
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 ||
+        (rc = ops_need_u64(&r, FT_PARENT, &parent)) < 0 ||
         (rc = get_name(&r, FT_NAME, name)) < 0)
         goto fail;
     pthread_rwlock_rdlock(&m->ns_lock);
@@ -477,7 +478,8 @@ static void make_node(httpd_req *rq, metad *m, int kind)
     uint32_t fmt;
     int rc;
 
-    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_PARENT, &op->parent)) < 0 ||
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 ||
+        (rc = ops_need_u64(&r, FT_PARENT, &op->parent)) < 0 ||
         (rc = get_name(&r, FT_NAME, op->name)) < 0 || (rc = opt_u32(&r, FT_UID, &op->uid)) < 0 ||
         (rc = opt_u32(&r, FT_GID, &op->gid)) < 0 || (rc = opt_u32(&r, FT_UMASK, &op->umask)) < 0 ||
         (rc = ops_opt_u64(&r, FT_FLAGS, &op->flags, 0)) < 0)
@@ -691,7 +693,8 @@ static void h_setattr(httpd_req *rq, void *ctx)
     vv want;
     int rc, has_im;
 
-    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0 ||
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 ||
+        (rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0 ||
         (rc = ops_need_u64(&r, FT_VALID, &op->valid)) < 0)
         goto fail;
     v = op->valid;
@@ -754,7 +757,8 @@ static void h_commit(httpd_req *rq, void *ctx)
     vv want;
     int rc;
 
-    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0 ||
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 ||
+        (rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0 ||
         (rc = ops_need_u64(&r, FT_SIZE, &op->size)) < 0 ||
         (rc = ops_opt_u64(&r, FT_CLEAR_INLINE, &clear, 0)) < 0)
         goto fail;
@@ -831,7 +835,8 @@ static void xattr_change(httpd_req *rq, metad *m, uint8_t type)
     uint64_t lsn = 0;
     int rc;
 
-    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 || (rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0 ||
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 ||
+        (rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0 ||
         (rc = get_xattr_name(&r, op->name)) < 0)
         goto fail;
     if (type == FSOP_XATTR_SET) {
