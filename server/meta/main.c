@@ -282,8 +282,16 @@ int main(int argc, char **argv)
     /* A filesystem that existed before this start may have files open on
      * clients that do not know of the restart yet: grace for one lease. */
     persist_get_stats(&m, &ps);
-    m.ss = sessions_new(cfg.session_lease_ms,
-                        ps.last_lsn > 0 || ps.replayed > 0 ? cfg.session_lease_ms : 0);
+    if (ps.last_lsn > 0 || ps.replayed > 0) {
+        fs_counts fc;
+        fs_get_counts(m.fs, &fc);
+        m.ss = sessions_new(cfg.session_lease_ms, cfg.session_lease_ms);
+        log_info("clients have %" PRIu64 " ms to hold their open files again before orphans "
+                 "nobody holds are freed (%" PRIu64 " orphans now)", cfg.session_lease_ms,
+                 fc.orphans);
+    } else {
+        m.ss = sessions_new(cfg.session_lease_ms, 0);
+    }
     if ((rc = persist_start(&m)) < 0 || (rc = cluster_start(m.cl)) < 0 ||
         (rc = metad_reaper_start(&m)) < 0) {
         log_error("cannot start threads: %s", cairn_strerror(rc));
