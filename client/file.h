@@ -131,6 +131,10 @@ void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a);
  * answered without a round trip. */
 int cfile_noxattr(cfile *c);
 void cfile_set_noxattr(cfile *c, int v);
+/* Bytes the file's data occupies on the servers (sum of its slots'
+ * lengths and inline data, dirty chunks counted by their length), capped
+ * at size; size itself when the map is not loaded. */
+uint64_t cfile_stored_bytes(cfile *c, uint64_t size);
 /* The version vector of the base (after a flush, the committed one). */
 void cfile_vv(cfile *c, vv *out);
 

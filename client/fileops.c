@@ -196,3 +196,23 @@ long long cfile_seek(cfile *c, uint64_t off, int data)
     pthread_mutex_unlock(&c->lock);
     return res;
 }
+
+uint64_t cfile_stored_bytes(cfile *c, uint64_t size)
+{
+    pthread_mutex_lock(&c->lock);
+    uint64_t n = size;
+    if (c->have_base) {
+        n = c->is_inline ? c->inl_len : 0;
+        for (size_t i = 0; i < c->nslots; i++)
+            if (!cf_dchunk_find(c, c->slots[i].index))
+                n += c->slots[i].len;
+        dchunk *d, *tmp;
+        HASH_ITER(hh, c->dirty, d, tmp) {
+            if (!(d->state == D_PENDING && d->hole))
+                n += d->len;
+        }
+        n = MIN(n, size);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}

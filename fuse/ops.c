@@ -30,6 +30,9 @@ struct inode_ent {
     uint64_t ino;
     uint64_t nlookup;
     uint64_t parent;         /* for directories: where it was looked up */
+    unsigned opendirs;       /* directory handles open on this client */
+    fs_attr last;            /* attributes last given to the kernel */
+    int have_last;
     vv kvv;                  /* VV of the attributes last given to the kernel */
     int have_kvv;
     uint32_t kgen;           /* added to metad's generation, see entry_gen */
@@ -56,6 +59,7 @@ typedef struct dh {
     uint64_t first;          /* FUSE offset of ents[0] */
     uint64_t cursor;         /* metad cursor after the last fetched entry */
     int eof;
+    uint64_t ino;
 } dh;
 
 static cmount *M(fuse_req_t req) { return fuse_req_userdata(req); }
@@ -148,6 +152,34 @@ void cmount_forget_all(cmount *m)
 
 /* ---- attributes ---- */
 
+/* Bytes a regular file occupies on the servers, when known (set up by
+ * cmount_ops_init; NULL means unknown, st_blocks then follows the size). */
+static uint64_t (*alloc_hint)(uint64_t ino, uint64_t size);
+static cmount *hint_mount;
+
+static uint64_t stored_bytes(uint64_t ino, uint64_t size)
+{
+    cfile *c = cfs_file_find(hint_mount->fs, ino);
+    if (!c)
+        return size;
+    uint64_t n = cfile_stored_bytes(c, size);
+    cfile_put(c);
+    return n;
+}
+
+/* Nanoseconds since the epoch to a timespec; times before 1970 keep
+ * tv_nsec in [0, 1e9) as the kernel requires. */
+static void ns_to_ts(int64_t ns, struct timespec *ts)
+{
+    int64_t sec = ns / 1000000000LL, rem = ns % 1000000000LL;
+    if (rem < 0) {
+        rem += 1000000000LL;
+        sec--;
+    }
+    ts->tv_sec = (time_t)sec;
+    ts->tv_nsec = (long)rem;
+}
+
 static void to_stat(const fs_attr *a, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
@@ -161,12 +193,57 @@ static void to_stat(const fs_attr *a, struct stat *st)
     /* Large st_blksize makes cp, rsync and friends use 1 MiB buffers. */
     st->st_blksize = 1 << 20;
     st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-    st->st_atim.tv_sec = a->atime / 1000000000LL;
-    st->st_atim.tv_nsec = a->atime % 1000000000LL;
-    st->st_mtim.tv_sec = a->mtime / 1000000000LL;
-    st->st_mtim.tv_nsec = a->mtime % 1000000000LL;
-    st->st_ctim.tv_sec = a->ctime / 1000000000LL;
-    st->st_ctim.tv_nsec = a->ctime % 1000000000LL;
+    if (S_ISREG(a->mode) && alloc_hint)
+        st->st_blocks = (blkcnt_t)((alloc_hint(a->ino, a->size) + 511) / 512);
+    ns_to_ts(a->atime, &st->st_atim);
+    ns_to_ts(a->mtime, &st->st_mtim);
+    ns_to_ts(a->ctime, &st->st_ctim);
+}
+
+static int last_attr(cmount *m, uint64_t ino, fs_attr *out)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (e && e->have_last) {
+        *out = e->last;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&m->ino_lock);
+    return rc;
+}
+
+static int dir_open(cmount *m, uint64_t ino)
+{
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    int open = e && e->opendirs > 0;
+    pthread_mutex_unlock(&m->ino_lock);
+    return open;
+}
+
+static void dir_opened(cmount *m, uint64_t ino, int delta)
+{
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (e && (delta > 0 || e->opendirs > 0))
+        e->opendirs += (unsigned)delta;
+    pthread_mutex_unlock(&m->ino_lock);
+}
+
+static void remember_attr(cmount *m, const fs_attr *a)
+{
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &a->ino, sizeof(a->ino), e);
+    if (e) {
+        e->last = *a;
+        e->have_last = 1;
+    }
+    pthread_mutex_unlock(&m->ino_lock);
 }
 
 /* Lay this client's unflushed size/mtime over metad's attributes. */
@@ -214,6 +291,8 @@ static uint64_t entry_gen(cmount *m, const fs_attr *a)
         /* Otherwise the kernel's inode stays as it is (kvv unchanged), and
          * a later lookup without open handles replaces it. */
         kgen = e->kgen;
+        e->last = *a;
+        e->have_last = 1;
     }
     pthread_mutex_unlock(&m->ino_lock);
     /* The kernel keeps and compares generations as 32-bit values. */
@@ -285,6 +364,8 @@ static int name_ok(const char *name)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
     cmount *m = userdata;
+    hint_mount = m;
+    alloc_hint = stored_bytes;
     /* Reads may run in parallel; the kernel need not serialise them. */
     if (conn->capable & FUSE_CAP_ASYNC_READ)
         conn->want |= FUSE_CAP_ASYNC_READ;
@@ -375,10 +456,24 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     cmount *m = M(req);
     mc_inode in;
     int rc = mc_getattr(m->meta, ino, NULL, &in);
+    if (rc == -ENOENT && (fi || dir_open(m, ino))) {
+        /* fstat of a handle whose inode is gone (a removed directory, or a
+         * file on a metad without sessions): what was last known, with no
+         * links left, as a local file system answers. */
+        fs_attr last;
+        if (last_attr(m, ino, &last) == 0) {
+            last.nlink = 0;
+            struct stat st;
+            to_stat(&last, &st);
+            fuse_reply_attr(req, &st, 0);
+            return;
+        }
+    }
     if (rc < 0) {
         reply_ino_err(req, rc);
         return;
     }
+    remember_attr(m, &in.a);
     overlay(m, &in.a);
     struct stat st;
     to_stat(&in.a, &st);
@@ -474,6 +569,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         op_getattr(req, ino, fi);
         return;
     }
+    remember_attr(m, &out);
     overlay(m, &out);
     struct stat st;
     to_stat(&out, &st);
@@ -799,14 +895,16 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
     dh *d = xcalloc(1, sizeof(*d));
     pthread_mutex_init(&d->lock, NULL);
     d->first = 3;
+    d->ino = ino;
+    dir_opened(M(req), ino, 1);
     fi->fh = (uint64_t)(uintptr_t)d;
     /* Directory contents are fetched fresh at every opendir. */
     fi->cache_readdir = 0;
     if (fuse_reply_open(req, fi) != 0) {
+        dir_opened(M(req), ino, -1);
         pthread_mutex_destroy(&d->lock);
         free(d);
     }
@@ -854,6 +952,44 @@ static int dh_fill(cmount *m, fuse_ino_t ino, dh *d, uint64_t off)
     return 0;
 }
 
+/* A listing from the start reads the directory: its atime follows the
+ * same policy as a file's (see touch_atime), judged on the attributes this
+ * client last saw; a CAS on their VV keeps it from undoing other changes. */
+static void touch_dir_atime(cmount *m, uint64_t ino)
+{
+    if (m->atime == ATIME_NOATIME)
+        return;
+    fs_attr a;
+    if (last_attr(m, ino, &a) < 0) {
+        mc_inode in;
+        if (mc_getattr(m->meta, ino, NULL, &in) < 0)
+            return;
+        a = in.a;
+        mc_inode_clear(&in);
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int64_t now = now_realtime_ns();
+        if (m->atime == ATIME_RELATIME && a.atime > a.mtime && a.atime > a.ctime &&
+            now - a.atime < 86400LL * 1000000000LL)
+            return;
+        mc_setattr_in in = {
+            .valid = SA_ATIME | SA_CTIME, .atime = now, .ctime = a.ctime, .if_match = &a.vv,
+        };
+        mc_inode r;
+        memset(&r, 0, sizeof(r));
+        int rc = mc_setattr(m->meta, ino, &in, &r);
+        if (rc == 0)
+            remember_attr(m, &r.a);
+        /* A conflict answers the current attributes: judge again on them. */
+        int again = rc == CAIRN_ECONFLICT && r.a.ino == ino;
+        if (again)
+            a = r.a;
+        mc_inode_clear(&r);
+        if (!again)
+            return;
+    }
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi, int plus)
 {
@@ -866,6 +1002,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     size_t pos = 0;
     uint64_t o = off < 0 ? 0 : (uint64_t)off;
+    if (o == 0)
+        touch_dir_atime(m, ino);
     pthread_mutex_lock(&d->lock);
     int rc = 0;
     while (o < 2) {
@@ -939,6 +1077,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
     (void)ino;
     dh *d = (dh *)(uintptr_t)fi->fh;
+    dir_opened(M(req), d->ino, -1);
     mc_dirents_free(d->ents, d->n);
     pthread_mutex_destroy(&d->lock);
     free(d);
@@ -1065,6 +1204,18 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         free(val);
 }
 
+/* Linux's rules for names: a known namespace and something after it. */
+static int xattr_name_ok(const char *name)
+{
+    static const char *const ns[] = {"user.", "trusted.", "security.", "system.", NULL};
+    for (int i = 0; ns[i]; i++) {
+        size_t n = strlen(ns[i]);
+        if (strncmp(name, ns[i], n) == 0)
+            return name[n] ? 0 : -EINVAL;
+    }
+    return -EOPNOTSUPP;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
@@ -1079,6 +1230,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
     }
     if (strlen(name) > FS_XATTR_NAME_MAX) {
         reply_err(req, -ERANGE);
+        return;
+    }
+    int nrc = xattr_name_ok(name);
+    if (nrc < 0) {
+        reply_err(req, nrc);
         return;
     }
     if (size > FS_XATTR_VALUE_MAX) {
@@ -1106,6 +1262,19 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     if (rc < 0) {
         reply_ino_err(req, rc);
         return;
+    }
+    if (fuse_req_ctx(req)->uid != 0 && names) {
+        /* trusted.* is visible only to privileged callers, as on ext4. */
+        size_t k = 0;
+        for (size_t i = 0; i < len;) {
+            size_t n = strlen(names + i) + 1;
+            if (strncmp(names + i, "trusted.", 8) != 0) {
+                memmove(names + k, names + i, n);
+                k += n;
+            }
+            i += n;
+        }
+        len = k;
     }
     if (size == 0)
         fuse_reply_xattr(req, len);
@@ -1145,6 +1314,11 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
             mc_inode_clear(&in);
         }
         reply_err(req, rc);
+        return;
+    }
+    if (mode == FALLOC_FL_KEEP_SIZE) {
+        /* Space is not reserved per file and the size stays: nothing to do. */
+        reply_err(req, 0);
         return;
     }
     if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
