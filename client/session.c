@@ -139,6 +139,49 @@ static void *renew_main(void *arg)
     return NULL;
 }
 
+int csession_flush_releases(csession *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->active || s->nreleased == 0) {
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+    }
+    uint64_t *rel = s->released;
+    size_t nrel = s->nreleased;
+    s->released = NULL;
+    s->nreleased = s->capreleased = 0;
+    pthread_mutex_unlock(&s->lock);
+    uint64_t sid = mc_session(s->m), lease = 0;
+    int rc = mc_session_renew(s->m, sid, rel, nrel, &lease);
+    if (rc == 0) {
+        /* Opened again meanwhile: hold again. */
+        size_t k = 0;
+        pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; i < nrel; i++) {
+            opencount *o;
+            HASH_FIND(hh, s->opens, &rel[i], sizeof(uint64_t), o);
+            if (o)
+                rel[k++] = rel[i];
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (k)
+            mc_session_hold(s->m, sid, rel, k);
+    } else {
+        /* The renew thread handles expiry and keeps retrying. */
+        pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; i < nrel; i++) {
+            if (s->nreleased == s->capreleased) {
+                s->capreleased = s->capreleased ? s->capreleased * 2 : 64;
+                s->released = xrealloc(s->released, s->capreleased * sizeof(uint64_t));
+            }
+            s->released[s->nreleased++] = rel[i];
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    free(rel);
+    return rc;
+}
+
 csession *csession_start(mc *m, const char *client_desc)
 {
     csession *s = xcalloc(1, sizeof(*s));

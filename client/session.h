@@ -32,6 +32,9 @@ csession *csession_start(mc *m, const char *client_desc);
 int csession_opened(csession *s, uint64_t ino);
 /* Count a closed handle; the last one queues the release. */
 void csession_closed(csession *s, uint64_t ino);
+/* Send queued releases now (before an unlink or rename-over, so metad
+ * does not keep a file this client closed as an orphan). */
+int csession_flush_releases(csession *s);
 /* Whether this client has a handle open on ino. */
 int csession_is_open(csession *s, uint64_t ino);
 /* Whether a live session exists (open requests then carry FT_OPEN). */

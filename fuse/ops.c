@@ -657,8 +657,10 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     int rc = name_ok(name);
-    if (rc == 0)
+    if (rc == 0) {
+        csession_flush_releases(M(req)->session);
         rc = mc_unlink(M(req)->meta, parent, name, NULL);
+    }
     reply_err(req, rc);
 }
 
@@ -678,8 +680,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         rc = name_ok(newname);
     if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
         rc = -EINVAL;
-    if (rc == 0)
+    if (rc == 0) {
+        csession_flush_releases(M(req)->session);
         rc = mc_rename(M(req)->meta, parent, name, newparent, newname, flags);
+    }
     reply_err(req, rc);
 }
 
