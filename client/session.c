@@ -69,6 +69,50 @@ static uint64_t *open_inos(csession *s, size_t *n)
     return v;
 }
 
+/*
+ * Renew the session now, releasing what was queued; an inode released here
+ * but opened again meanwhile is held again. On failure the releases go back
+ * on the queue. Called without s->lock.
+ */
+static int renew_now(csession *s)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t *rel = s->released;
+    size_t nrel = s->nreleased;
+    s->released = NULL;
+    s->nreleased = s->capreleased = 0;
+    pthread_mutex_unlock(&s->lock);
+    uint64_t sid = mc_session(s->m), lease = 0;
+    int rc = sid ? mc_session_renew(s->m, sid, rel, nrel, &lease) : -ENOENT;
+    pthread_mutex_lock(&s->lock);
+    if (rc == 0) {
+        if (lease >= 300)
+            s->lease_ms = lease;
+        size_t k = 0;
+        for (size_t i = 0; i < nrel; i++) {
+            opencount *o;
+            HASH_FIND(hh, s->opens, &rel[i], sizeof(uint64_t), o);
+            if (o)
+                rel[k++] = rel[i];
+        }
+        nrel = k;
+    } else if (rc != -ENOENT) {
+        for (size_t i = 0; i < nrel; i++) {
+            if (s->nreleased == s->capreleased) {
+                s->capreleased = s->capreleased ? s->capreleased * 2 : 64;
+                s->released = xrealloc(s->released, s->capreleased * sizeof(uint64_t));
+            }
+            s->released[s->nreleased++] = rel[i];
+        }
+        nrel = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == 0 && nrel)
+        mc_session_hold(s->m, sid, rel, nrel);
+    free(rel);
+    return rc;
+}
+
 static void *renew_main(void *arg)
 {
     csession *s = arg;
@@ -86,31 +130,12 @@ static void *renew_main(void *arg)
         pthread_cond_timedwait(&s->cv, &s->lock, &ts);
         if (s->stop)
             break;
-        uint64_t *rel = s->released;
-        size_t nrel = s->nreleased;
-        s->released = NULL;
-        s->nreleased = s->capreleased = 0;
         pthread_mutex_unlock(&s->lock);
-
-        uint64_t sid = mc_session(s->m), lease = 0;
-        int rc = sid ? mc_session_renew(s->m, sid, rel, nrel, &lease) : -ENOENT;
-        if (rc == 0) {
-            pthread_mutex_lock(&s->lock);
-            if (lease >= 300)
-                s->lease_ms = lease;
-            /* An inode released in this batch but opened again meanwhile
-             * must be held again. */
-            size_t k = 0;
-            for (size_t i = 0; i < nrel; i++) {
-                opencount *o;
-                HASH_FIND(hh, s->opens, &rel[i], sizeof(uint64_t), o);
-                if (o)
-                    rel[k++] = rel[i];
-            }
-            pthread_mutex_unlock(&s->lock);
-            if (k)
-                mc_session_hold(s->m, sid, rel, k);
-        } else if (rc == -ENOENT) {
+        uint64_t sid = mc_session(s->m);
+        int rc = renew_now(s);
+        if (rc == -ENOENT) {
+            /* Expired (metad restarted, or cut off longer than the lease):
+             * what was queued is released with the old session anyway. */
             log_warn("session %llu expired on metad; opening a new one", (unsigned long long)sid);
             if (open_session(s) == 0) {
                 size_t n;
@@ -119,20 +144,9 @@ static void *renew_main(void *arg)
                     log_error("could not hold %zu open files in the new session", n);
                 free(v);
             }
-        } else {
+        } else if (rc < 0) {
             log_warn("session renew failed: %s", cairn_strerror(rc));
-            /* Keep the releases for the next try. */
-            pthread_mutex_lock(&s->lock);
-            for (size_t i = 0; i < nrel; i++) {
-                if (s->nreleased == s->capreleased) {
-                    s->capreleased = s->capreleased ? s->capreleased * 2 : 64;
-                    s->released = xrealloc(s->released, s->capreleased * sizeof(uint64_t));
-                }
-                s->released[s->nreleased++] = rel[i];
-            }
-            pthread_mutex_unlock(&s->lock);
         }
-        free(rel);
         pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);
@@ -142,44 +156,9 @@ static void *renew_main(void *arg)
 int csession_flush_releases(csession *s)
 {
     pthread_mutex_lock(&s->lock);
-    if (!s->active || s->nreleased == 0) {
-        pthread_mutex_unlock(&s->lock);
-        return 0;
-    }
-    uint64_t *rel = s->released;
-    size_t nrel = s->nreleased;
-    s->released = NULL;
-    s->nreleased = s->capreleased = 0;
+    int pending = s->active && s->nreleased > 0;
     pthread_mutex_unlock(&s->lock);
-    uint64_t sid = mc_session(s->m), lease = 0;
-    int rc = mc_session_renew(s->m, sid, rel, nrel, &lease);
-    if (rc == 0) {
-        /* Opened again meanwhile: hold again. */
-        size_t k = 0;
-        pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < nrel; i++) {
-            opencount *o;
-            HASH_FIND(hh, s->opens, &rel[i], sizeof(uint64_t), o);
-            if (o)
-                rel[k++] = rel[i];
-        }
-        pthread_mutex_unlock(&s->lock);
-        if (k)
-            mc_session_hold(s->m, sid, rel, k);
-    } else {
-        /* The renew thread handles expiry and keeps retrying. */
-        pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < nrel; i++) {
-            if (s->nreleased == s->capreleased) {
-                s->capreleased = s->capreleased ? s->capreleased * 2 : 64;
-                s->released = xrealloc(s->released, s->capreleased * sizeof(uint64_t));
-            }
-            s->released[s->nreleased++] = rel[i];
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    free(rel);
-    return rc;
+    return pending ? renew_now(s) : 0;
 }
 
 csession *csession_start(mc *m, const char *client_desc)

@@ -804,26 +804,46 @@ static __thread size_t rbuf_cap;
  * a CAS on the VV this client holds, so it never undoes another change; a
  * conflict just skips it.
  */
+/* Apply the policy to attributes a of ino: returns 1 with *out when atime
+ * was updated, 0 when nothing was due or a conflict persisted. A conflict
+ * answers the current attributes, which are judged again once. */
+static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out)
+{
+    if (m->atime == ATIME_NOATIME)
+        return 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int64_t now = now_realtime_ns();
+        if (m->atime == ATIME_RELATIME && a.atime > a.mtime && a.atime > a.ctime &&
+            now - a.atime < 86400LL * 1000000000LL)
+            return 0;
+        mc_setattr_in in = {
+            .valid = SA_ATIME | SA_CTIME, .atime = now, .ctime = a.ctime, .if_match = &a.vv,
+        };
+        mc_inode r;
+        memset(&r, 0, sizeof(r));
+        int rc = mc_setattr(m->meta, ino, &in, &r);
+        int again = rc == CAIRN_ECONFLICT && r.a.ino == ino;
+        if (rc == 0)
+            *out = r.a;
+        if (again)
+            a = r.a;
+        mc_inode_clear(&r);
+        if (rc == 0)
+            return 1;
+        if (!again)
+            return 0;
+    }
+    return 0;
+}
+
 static void touch_atime(cmount *m, fh *h)
 {
     h->atime_done = 1;
-    if (m->atime == ATIME_NOATIME)
+    fs_attr a, out;
+    if (m->atime == ATIME_NOATIME || cfile_base_attr(h->f, &a) < 0 || cfile_dirty(h->f))
         return;
-    fs_attr a;
-    if (cfile_base_attr(h->f, &a) < 0 || cfile_dirty(h->f))
-        return;
-    int64_t now = now_realtime_ns();
-    if (m->atime == ATIME_RELATIME && a.atime > a.mtime && a.atime > a.ctime &&
-        now - a.atime < 86400LL * 1000000000LL)
-        return;
-    mc_setattr_in in = {
-        .valid = SA_ATIME | SA_CTIME, .atime = now, .ctime = a.ctime, .if_match = &a.vv,
-    };
-    mc_inode r;
-    memset(&r, 0, sizeof(r));
-    if (mc_setattr(m->meta, h->ino, &in, &r) == 0)
-        cfile_attr_changed(h->f, &a.vv, &r.a);
-    mc_inode_clear(&r);
+    if (atime_update(m, h->ino, a, &out) == 1)
+        cfile_attr_changed(h->f, &a.vv, &out);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -963,7 +983,7 @@ static void touch_dir_atime(cmount *m, uint64_t ino)
 {
     if (m->atime == ATIME_NOATIME)
         return;
-    fs_attr a;
+    fs_attr a, out;
     if (last_attr(m, ino, &a) < 0) {
         mc_inode in;
         if (mc_getattr(m->meta, ino, NULL, &in) < 0)
@@ -971,27 +991,8 @@ static void touch_dir_atime(cmount *m, uint64_t ino)
         a = in.a;
         mc_inode_clear(&in);
     }
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int64_t now = now_realtime_ns();
-        if (m->atime == ATIME_RELATIME && a.atime > a.mtime && a.atime > a.ctime &&
-            now - a.atime < 86400LL * 1000000000LL)
-            return;
-        mc_setattr_in in = {
-            .valid = SA_ATIME | SA_CTIME, .atime = now, .ctime = a.ctime, .if_match = &a.vv,
-        };
-        mc_inode r;
-        memset(&r, 0, sizeof(r));
-        int rc = mc_setattr(m->meta, ino, &in, &r);
-        if (rc == 0)
-            remember_attr(m, &r.a);
-        /* A conflict answers the current attributes: judge again on them. */
-        int again = rc == CAIRN_ECONFLICT && r.a.ino == ino;
-        if (again)
-            a = r.a;
-        mc_inode_clear(&r);
-        if (!again)
-            return;
-    }
+    if (atime_update(m, ino, a, &out) == 1)
+        remember_attr(m, &out);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
