@@ -19,6 +19,8 @@
 
 /* How often the idle thread looks for a cluster map epoch change. */
 #define MAINT_POLL_MS 1000
+/* Longest wait between follow-up repair passes while work remains. */
+#define MAINT_FOLLOWUP_MAX_MS (10 * 60 * 1000)
 /* A map older than this is fetched again before it is used. */
 #define MAINT_MAP_MAX_AGE_MS 5000
 
@@ -348,6 +350,8 @@ static void maint_run_one(maint *m, enum maint_pass pass)
     }
     res.duration_ms = now_mono_ms() - t0;
     atomic_store(&m->running, 0);
+    maint_count(m, (enum maint_counter)(MC_PASSES + pass), 1);
+    maint_count(m, (enum maint_counter)(MC_PASS_MS + pass), (uint64_t)res.duration_ms);
     if (res.rc == -ECANCELED)
         log_info("%s pass interrupted by shutdown after %" PRIu64 " chunks",
                  maint_pass_name(pass), res.scanned);
@@ -393,9 +397,29 @@ static void maint_schedule_next(maint *m, enum maint_pass pass, int64_t now)
     case MAINT_SCRUB:
         m->due_ms[MAINT_SCRUB] = maint_first_due(now, m->cfg.scrub_interval_ms);
         break;
-    case MAINT_REPAIR:
+    case MAINT_REPAIR: {
         m->due_ms[MAINT_REPAIR] = maint_first_due(now, m->cfg.repair_interval_ms);
+        /* Passes on different servers run in no particular order, so one
+         * pass rarely finishes a change: a copy can be dropped only after
+         * another server's pass has pushed its replacement. While a pass
+         * leaves work (copies to drop, failed pushes, or it failed), the
+         * next one comes after repair_delay, doubling up to
+         * MAINT_FOLLOWUP_MAX_MS, so the cluster converges without waiting
+         * for the regular interval. */
+        const maint_result *r = &m->last[MAINT_REPAIR];
+        int more = r->rc < 0 || r->misplaced > r->dropped || r->push_failed > 0;
+        if (!more || !m->cfg.meta) {
+            m->repair_backoff_ms = 0;
+            break;
+        }
+        uint64_t first = MAX(m->cfg.repair_delay_ms, (uint64_t)1000);
+        m->repair_backoff_ms = m->repair_backoff_ms
+                                   ? MIN(m->repair_backoff_ms * 2, (uint64_t)MAINT_FOLLOWUP_MAX_MS)
+                                   : first;
+        m->due_ms[MAINT_REPAIR] =
+            MIN(m->due_ms[MAINT_REPAIR], now + (int64_t)m->repair_backoff_ms);
         break;
+    }
     case MAINT_GC:
         m->due_ms[MAINT_GC] = maint_first_due(now, m->cfg.gc_interval_ms);
         break;
@@ -572,6 +596,16 @@ void maint_metrics(buf *out, void *ctx)
     for (int p = 0; p < MAINT_NPASSES; p++)
         buf_printf(out, "cairn_chunkd_maint_last_pass_seconds{pass=\"%s\"} %.3f\n",
                    pass_names[p], has[p] ? (double)last[p].duration_ms / 1e3 : 0.0);
+    buf_printf(out, "# HELP cairn_chunkd_maint_passes_total Passes run, by pass.\n"
+                    "# TYPE cairn_chunkd_maint_passes_total counter\n");
+    for (int p = 0; p < MAINT_NPASSES; p++)
+        buf_printf(out, "cairn_chunkd_maint_passes_total{pass=\"%s\"} %" PRIu64 "\n",
+                   pass_names[p], (uint64_t)atomic_load(&m->ctr[MC_PASSES + p]));
+    buf_printf(out, "# HELP cairn_chunkd_maint_seconds_total Time spent in passes, by pass.\n"
+                    "# TYPE cairn_chunkd_maint_seconds_total counter\n");
+    for (int p = 0; p < MAINT_NPASSES; p++)
+        buf_printf(out, "cairn_chunkd_maint_seconds_total{pass=\"%s\"} %.3f\n", pass_names[p],
+                   (double)atomic_load(&m->ctr[MC_PASS_MS + p]) / 1e3);
     buf_printf(out, "# HELP cairn_chunkd_maint_last_pass_ok 1 if the last pass of this kind "
                     "completed, 0 if it stopped on an error.\n"
                     "# TYPE cairn_chunkd_maint_last_pass_ok gauge\n");

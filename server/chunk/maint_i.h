@@ -24,7 +24,8 @@ enum maint_counter {
     MC_PUSHED, MC_PUSHED_BYTES, MC_PUSH_FAILED, MC_DROPPED,
     MC_GC_DELETED, MC_GC_DELETED_BYTES,
     MC_THROTTLE_MS,
-    MC_NCOUNTERS
+    MC_PASSES, MC_PASS_MS = MC_PASSES + MAINT_NPASSES,  /* one per pass kind each */
+    MC_NCOUNTERS = MC_PASS_MS + MAINT_NPASSES
 };
 
 struct maint {
@@ -53,6 +54,7 @@ struct maint {
     int fs_ok;                   /* fs verified against DATA/fs.id */
     int64_t tb_next_ns;          /* token bucket: when the budget is back to 0 */
     int64_t due_ms[MAINT_NPASSES];
+    uint64_t repair_backoff_ms;  /* follow-up delay while repair leaves work */
     uint64_t seen_epoch;
 
     atomic_int running;          /* pass + 1, 0 = idle */
