@@ -1,12 +1,17 @@
 #!/bin/bash
 # Everyday tools on a cairn mount: cp -a, diff -r, find/ls attributes,
-# mtimes, rsync, symlinks, hard links, rm -rf and metad's inode count.
+# mtimes, rsync, symlinks, hard links, rm -rf, metad's inode count and the
+# chunk servers' chunk count after garbage collection.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/redundancy.sh"
 
 SRC=${CAIRN_TOOLS_SRC:-/usr/include}
 MNT=$T/mnt
 
-start_cluster 2 || bail setup "cluster did not start"
+# A short GC grace so that the chunks of deleted files can be collected
+# within the test; GC runs only when asked (POST /maint/run).
+CHUNKD_ARGS=(--gc-grace 3s --gc-interval 0)
+start_cluster_x 2 || bail setup "cluster did not start"
 mount_fs "$MNT" "$T/cache" || bail setup "mount failed"
 inodes0=$(metric cairn_metad_inodes)
 note "metad inodes before: $inodes0"
@@ -148,6 +153,8 @@ else
   fail hardlink_big_file "5 MiB file linked: hb2 nlink $(stat -c %h "$MNT/hb2" 2>&1), content equal: $(cmp "$T/big" "$MNT/hb2" 2>&1 || true)"
 fi
 
+chunks_copied=$(chunk_files_total)
+
 # ---- rm -rf: everything goes, and metad forgets the inodes
 t0=$SECONDS
 rm_err=$(rm -rf "${MNT:?}"/* "${MNT:?}"/.[!.]* 2>&1)
@@ -163,6 +170,16 @@ if wait_until 30 _inodes_back; then
   ok metad_inodes_freed
 else
   fail metad_inodes_freed "cairn_metad_inodes is $(metric cairn_metad_inodes) 30s after rm -rf, expected $inodes0 (as before the copy); cairn_metad_files=$(metric cairn_metad_files)"
+fi
+
+# ---- the chunk servers' chunks fall to zero once GC has run
+chunks_after_copy=$chunks_copied
+note "chunk files on the servers after the copies: $chunks_after_copy"
+_gc_empty() { maint_all gc >/dev/null 2>&1; [ "$(chunk_files_total)" -eq 0 ]; }
+if [ "${chunks_after_copy:-0}" -gt 0 ] && wait_until 60 _gc_empty; then
+  ok chunks_collected_after_rm
+else
+  fail chunks_collected_after_rm "chunk files: $chunks_after_copy after the copies, $(chunk_files_total) after rm -rf and GC (expected 0)"
 fi
 
 if umount_fs "$MNT"; then ok umount_clean; else fail umount_clean "unmount was not clean"; fi
