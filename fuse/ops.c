@@ -557,6 +557,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         }
         mc_inode r;
         rc = mc_setattr(m->meta, ino, &in, &r);
+        fs_attr last;
+        if (rc == -ENOENT && !(in.valid & (SA_MODE | SA_UID | SA_GID)) &&
+            last_attr(m, ino, &last) == 0) {
+            /* Time updates the kernel flushes for an inode that no longer
+             * exists anywhere (no client holds it open): nothing left to
+             * change. */
+            last.nlink = 0;
+            struct stat st;
+            to_stat(&last, &st);
+            fuse_reply_attr(req, &st, 0);
+            return;
+        }
         if (rc < 0) {
             reply_ino_err(req, rc);
             return;
@@ -851,7 +863,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     (void)ino;
     fh *h = FH(fi);
-    if (!h->atime_done)
+    /* Reads through a write-only handle are the kernel filling pages for
+     * partial writes (writeback cache), not the application reading. */
+    if (!h->atime_done && (h->flags & O_ACCMODE) != O_WRONLY)
         touch_atime(M(req), h);
     if (off < 0) {
         reply_err(req, -EINVAL);
