@@ -388,9 +388,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     /* Page cache is kept across opens only when open() revalidated the VV
      * (keep_cache); no automatic invalidation on mtime changes needed. */
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-    /* The kernel writeback cache makes the kernel the authority for size
-     * and mtime of cached inodes (changes by other clients are not seen
-     * until the inode leaves the cache), so it is opt-in. */
+    /* The kernel writeback cache buffers writes and writes them back in
+     * offset order, so small and random writes reach cairn as whole chunks.
+     * It makes the kernel the authority for size and mtime of cached
+     * inodes; entry_gen replaces an inode another client changed. */
     if (m->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
     else
