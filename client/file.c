@@ -870,6 +870,16 @@ void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a)
     pthread_mutex_unlock(&c->lock);
 }
 
+int cfile_set_mtime(cfile *c, int64_t mtime_ns)
+{
+    pthread_mutex_lock(&c->lock);
+    int pending = c->dirty || c->has_local || c->inflight || c->committing;
+    if (pending)
+        c->mtime = mtime_ns;
+    pthread_mutex_unlock(&c->lock);
+    return pending;
+}
+
 int cfile_noxattr(cfile *c)
 {
     pthread_mutex_lock(&c->lock);

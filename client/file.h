@@ -124,6 +124,11 @@ int cfile_base_attr(cfile *c, fs_attr *out);
 /* After this client changed only attributes (not the map) with a CAS on
  * base VV old: adopt the new attributes if the base is still at old. */
 void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a);
+/* An explicit mtime set while writes are buffered or uploading: the next
+ * commit of this client carries it instead of the time of the last write
+ * (a write after this call moves it on again, as on a local file system).
+ * Returns 1 when the file had unflushed state, 0 when it had none. */
+int cfile_set_mtime(cfile *c, int64_t mtime_ns);
 /* Whether the file is known to have no xattrs: set by the creator of a
  * new file, kept across this client's own commits and atime updates,
  * cleared when a base is loaded from metad or the client sets an xattr.

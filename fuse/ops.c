@@ -544,20 +544,34 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     }
     if (in.valid) {
         /* An explicit mtime must not be overwritten by a later commit of
-         * buffered writes: flush them first. */
+         * buffered writes, so the cfile carries it into that commit. No
+         * flush here: with the writeback cache the kernel sends its mtime
+         * every few seconds while a file is being written, and sealing
+         * the partial chunks each time would upload chunks that the next
+         * writes replace. (For utimensat the kernel has already written
+         * its dirty pages back before it sends the setattr.) */
+        cfile *c = NULL;
+        vv before;
         if (in.valid & (SA_MTIME | SA_MTIME_NOW)) {
-            cfile *c = cfs_file_find(m->fs, ino);
+            c = cfs_file_find(m->fs, ino);
             if (c) {
-                rc = cfile_flush(c);
-                cfile_put(c);
-                if (rc < 0) {
-                    reply_err(req, rc);
-                    return;
+                cfile_vv(c, &before);
+                if (!cfile_set_mtime(c, (in.valid & SA_MTIME) ? in.mtime : now_realtime_ns())) {
+                    cfile_put(c);
+                    c = NULL;
                 }
             }
         }
         mc_inode r;
         rc = mc_setattr(m->meta, ino, &in, &r);
+        if (c) {
+            if (rc == 0) {
+                /* Our own change: the buffered commit goes on from it. */
+                cfile_attr_changed(c, &before, &r.a);
+                note_own_vv(m, ino, c, &before);
+            }
+            cfile_put(c);
+        }
         fs_attr last;
         if (rc == -ENOENT && !(in.valid & (SA_MODE | SA_UID | SA_GID)) &&
             last_attr(m, ino, &last) == 0) {

@@ -85,6 +85,9 @@ import os, sys, time
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 for i in range(10):
     os.write(fd, os.urandom(4 << 20))
+# hand the kernel's dirty pages (writeback cache) to cairn-mount without an
+# fsync, which would commit
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 open(sys.argv[2], "w").close()
 time.sleep(300)   # never closes: the client dies first
 PY
