@@ -7,6 +7,7 @@
 #   make demo       one metad + three chunkd on loopback, mounted at ./mnt
 #   make demo-stop  undo make demo
 #   make bench      benchmark suite (docs/BENCHMARKS.md)
+#   make soak       fsx for 2,000,000 operations (SOAK_OPS, SOAK_SEED)
 
 CC      ?= gcc
 PKGS    := fuse3 libcurl libmicrohttpd libcrypto libzstd
@@ -76,7 +77,7 @@ ifneq ($(FSX_SRC),)
 TOOL_BINS  += $(BUILD)/tests/fsx
 endif
 
-.PHONY: all deps test unit asan demo demo-stop bench clean install man-options
+.PHONY: all deps test unit asan demo demo-stop bench soak clean install man-options
 all: deps-quiet $(BINS)
 
 deps:
@@ -201,6 +202,14 @@ demo-stop:
 
 bench: all
 	@scripts/bench.sh
+
+# The long run of the randomized exerciser (t_fsx runs 100,000 operations in
+# make test); a failure keeps the operation log and prints the seed.
+SOAK_OPS ?= 2000000
+soak: deps-quiet
+	@$(MAKE) --no-print-directory test-bins
+	@BUILD=$(BUILD) FSX_OPS=$(SOAK_OPS) $(if $(SOAK_SEED),FSX_SEED=$(SOAK_SEED)) FSX_REMOUNTS=40 \
+		bash tests/integration/t_fsx.sh
 
 PREFIX ?= /usr/local
 install: all
