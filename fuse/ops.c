@@ -543,30 +543,40 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         in.ctime = ts_ns(&attr->st_ctim);
     }
     if (in.valid) {
-        /* An explicit mtime must not be overwritten by a later commit of
-         * buffered writes, so the cfile carries it into that commit. No
-         * flush here: with the writeback cache the kernel sends its mtime
-         * every few seconds while a file is being written, and sealing
-         * the partial chunks each time would upload chunks that the next
-         * writes replace. (For utimensat the kernel has already written
-         * its dirty pages back before it sends the setattr.) */
-        cfile *c = NULL;
+        /* An mtime must not be overwritten by a later commit of buffered
+         * writes, so the cfile carries it into that commit. No flush here:
+         * with the writeback cache the kernel sends its mtime every few
+         * seconds while a file is being written, and sealing the partial
+         * chunks each time would upload chunks that the next writes
+         * replace. (For utimensat the kernel has already written its dirty
+         * pages back before it sends the setattr.) When only times change
+         * and a commit is coming anyway, metad hears of them in that
+         * commit: the kernel's time updates cost no round trip. */
+        cfile *c = cfs_file_find(m->fs, ino);
         vv before;
-        if (in.valid & (SA_MTIME | SA_MTIME_NOW)) {
-            c = cfs_file_find(m->fs, ino);
-            if (c) {
-                cfile_vv(c, &before);
-                if (!cfile_set_mtime(c, (in.valid & SA_MTIME) ? in.mtime : now_realtime_ns())) {
-                    cfile_put(c);
-                    c = NULL;
-                }
+        if (c)
+            cfile_vv(c, &before);
+        if (c && (in.valid & (SA_MTIME | SA_MTIME_NOW))) {
+            int64_t t = (in.valid & SA_MTIME) ? in.mtime : now_realtime_ns();
+            fs_attr a;
+            if (cfile_set_mtime(c, t) && !(in.valid & ~(SA_MTIME | SA_MTIME_NOW | SA_CTIME)) &&
+                cfile_base_attr(c, &a) == 0) {
+                cfile_overlay(c, &a);
+                a.mtime = t;
+                a.ctime = MAX(a.ctime, MAX(t, (in.valid & SA_CTIME) ? in.ctime : 0));
+                cfile_put(c);
+                struct stat st;
+                to_stat(&a, &st);
+                fuse_reply_attr(req, &st, m->attr_timeout);
+                return;
             }
         }
         mc_inode r;
         rc = mc_setattr(m->meta, ino, &in, &r);
         if (c) {
             if (rc == 0) {
-                /* Our own change: the buffered commit goes on from it. */
+                /* Our own change: a buffered commit goes on from it rather
+                 * than meeting a 412 for the VV it moved. */
                 cfile_attr_changed(c, &before, &r.a);
                 note_own_vv(m, ino, c, &before);
             }
@@ -714,6 +724,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     reply_err(req, rc);
 }
 
+static int atime_due(const cmount *m, const fs_attr *a);
+
 static void open_reply(fuse_req_t req, cmount *m, cfile *c, uint64_t ino,
                        struct fuse_file_info *fi, int changed)
 {
@@ -723,6 +735,14 @@ static void open_reply(fuse_req_t req, cmount *m, cfile *c, uint64_t ino,
     h->flags = fi->flags;
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->keep_cache = !changed;
+    /* Access times are kept here, on the first read that reaches us: when
+     * this handle's first read is due to update atime, the kernel must not
+     * answer it from its page cache. Under relatime that is once after each
+     * change of the file or once a day. */
+    fs_attr a;
+    if (fi->keep_cache && (fi->flags & O_ACCMODE) != O_WRONLY && cfile_base_attr(c, &a) == 0 &&
+        !cfile_dirty(c) && atime_due(m, &a))
+        fi->keep_cache = 0;
     if (m->direct_io || (fi->flags & O_DIRECT))
         fi->direct_io = 1;
     if (fuse_reply_open(req, fi) != 0) {
@@ -831,17 +851,25 @@ static __thread size_t rbuf_cap;
  * a CAS on the VV this client holds, so it never undoes another change; a
  * conflict just skips it.
  */
+/* Whether the policy wants atime updated by a read, given attributes a. */
+static int atime_due(const cmount *m, const fs_attr *a)
+{
+    if (m->atime == ATIME_NOATIME)
+        return 0;
+    if (m->atime == ATIME_RELATIME && a->atime > a->mtime && a->atime > a->ctime &&
+        now_realtime_ns() - a->atime < 86400LL * 1000000000LL)
+        return 0;
+    return 1;
+}
+
 /* Apply the policy to attributes a of ino: returns 1 with *out when atime
  * was updated, 0 when nothing was due or a conflict persisted. A conflict
  * answers the current attributes, which are judged again once. */
 static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out)
 {
-    if (m->atime == ATIME_NOATIME)
-        return 0;
     for (int attempt = 0; attempt < 2; attempt++) {
         int64_t now = now_realtime_ns();
-        if (m->atime == ATIME_RELATIME && a.atime > a.mtime && a.atime > a.ctime &&
-            now - a.atime < 86400LL * 1000000000LL)
+        if (!atime_due(m, &a))
             return 0;
         mc_setattr_in in = {
             .valid = SA_ATIME | SA_CTIME, .atime = now, .ctime = a.ctime, .if_match = &a.vv,
