@@ -418,6 +418,7 @@ int cf_commit_locked(cfile *c, int full)
             fs_attr a = out.a;
             c->base = a;
             c->seen_vv = a.vv;
+            cf_base_fresh(c);
             if (full || !c->dirty) {
                 c->wend = 0;
                 c->has_local = c->dirty != NULL;
@@ -571,6 +572,7 @@ int cfile_truncate(cfile *c, uint64_t size, fs_attr *out)
                 c->inl_len = (size_t)size;
             c->base = rec.a;
             c->seen_vv = rec.a.vv;
+            cf_base_fresh(c);
         }
         /* Writes that raced with the truncate keep their own size. */
         if (!c->dirty) {

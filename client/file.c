@@ -229,6 +229,7 @@ void cf_base_set(cfile *c, const mc_inode *rec)
     c->have_base = 1;
     c->stale = 0;
     c->noxattr = 0; /* a base from metad says nothing about xattrs */
+    cf_base_fresh(c);
     c->seen_vv = rec->a.vv;
     if (!c->dirty) {
         c->size = rec->a.size;
@@ -328,8 +329,13 @@ int cfile_open(cfile *c, int *changed, int hold)
     mc_inode rec;
     int rc = hold ? mc_map_open(meta, c->ino, had ? &cur : NULL, &rec)
                   : mc_map(meta, c->ino, had ? &cur : NULL, &rec);
-    if (rc == CAIRN_ENOTMODIFIED)
+    if (rc == CAIRN_ENOTMODIFIED) {
+        pthread_mutex_lock(&c->lock);
+        if (c->have_base && vv_equal(&c->base.vv, &cur))
+            cf_base_fresh(c);
+        pthread_mutex_unlock(&c->lock);
         return 0;
+    }
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&c->lock);
@@ -829,9 +835,8 @@ long cfile_read(cfile *c, uint64_t off, size_t len, uint8_t *dst, cfile_ra *ra)
     return (long)done;
 }
 
-int cfile_overlay(cfile *c, fs_attr *a)
+static int overlay_locked(const cfile *c, fs_attr *a)
 {
-    pthread_mutex_lock(&c->lock);
     int changed = 0;
     if (c->dirty || c->has_local || c->inflight || c->committing) {
         if (a->size != c->size) {
@@ -844,8 +849,36 @@ int cfile_overlay(cfile *c, fs_attr *a)
             changed = 1;
         }
     }
+    return changed;
+}
+
+int cfile_overlay(cfile *c, fs_attr *a)
+{
+    pthread_mutex_lock(&c->lock);
+    int changed = overlay_locked(c, a);
     pthread_mutex_unlock(&c->lock);
     return changed;
+}
+
+int cfile_fresh_attr(cfile *c, uint64_t max_age_ms, fs_attr *out, uint64_t *age_ms)
+{
+    int rc = -ESTALE;
+    pthread_mutex_lock(&c->lock);
+    int64_t age = now_mono_ms() - c->base_ms;
+    if (c->have_base && !c->stale && c->base_ms && age >= 0 && age < (int64_t)max_age_ms &&
+        c->base_epoch == __atomic_load_n(&c->fs->ns_epoch, __ATOMIC_ACQUIRE)) {
+        *out = c->base;
+        overlay_locked(c, out);
+        *age_ms = (uint64_t)age;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+void cfs_ns_changed(cfs *f)
+{
+    __atomic_add_fetch(&f->ns_epoch, 1, __ATOMIC_ACQ_REL);
 }
 
 int cfile_base_attr(cfile *c, fs_attr *out)
@@ -866,6 +899,7 @@ void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a)
         c->base = *a;
         c->base.size = size; /* the map did not change, nor did its size */
         c->seen_vv = a->vv;
+        cf_base_fresh(c);
     }
     pthread_mutex_unlock(&c->lock);
 }

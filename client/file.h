@@ -121,6 +121,17 @@ long cfile_copy_range(cfile *src, uint64_t soff, cfile *dst, uint64_t doff, uint
 long long cfile_seek(cfile *c, uint64_t off, int data);
 /* The base attributes (VV included); 0, or -ENOENT when no base is loaded. */
 int cfile_base_attr(cfile *c, fs_attr *out);
+/* The attributes as this client knows them (base with its own unflushed
+ * size and mtime laid over), when metad last told them at most max_age_ms
+ * ago and no namespace change by this client (cfs_ns_changed) came since:
+ * 0 and *out, else -ESTALE. Lets getattr skip a round trip within the
+ * attribute timeout, which is what the kernel's own cache would allow.
+ * *age_ms: how old the answer is. */
+int cfile_fresh_attr(cfile *c, uint64_t max_age_ms, fs_attr *out, uint64_t *age_ms);
+/* This client linked, unlinked, renamed or changed xattrs of something:
+ * link counts and ctimes of files it does not track may have moved, so
+ * every remembered attribute is asked of metad again. */
+void cfs_ns_changed(cfs *f);
 /* After this client changed only attributes (not the map) with a CAS on
  * base VV old: adopt the new attributes if the base is still at old. */
 void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a);

@@ -14,6 +14,7 @@
 #include <uthash.h>
 
 #include "client/file.h"
+#include "common/util.h"
 
 enum dstate { D_DIRTY, D_UPLOADING, D_PENDING };
 enum { BASE_HOLE, BASE_CHUNK, BASE_INLINE };
@@ -53,6 +54,8 @@ struct cfile {
     pthread_cond_t cv;       /* uploads finished, commit finished */
     int have_base;
     fs_attr base;            /* committed attributes and VV */
+    int64_t base_ms;         /* monotonic time metad last told base */
+    uint64_t base_epoch;     /* cfs ns_epoch then */
     fs_slot *slots;          /* committed map, sorted */
     size_t nslots, slots_cap;
     uint8_t *inl;            /* committed inline data */
@@ -83,7 +86,15 @@ struct cfs {
     size_t lru_len;
     pthread_mutex_t st_lock;
     cfs_stats st;
+    uint64_t ns_epoch;       /* __atomic; bumped by cfs_ns_changed */
 };
+
+/* Record that metad just told c->base (c->lock held). */
+static inline void cf_base_fresh(cfile *c)
+{
+    c->base_ms = now_mono_ms();
+    c->base_epoch = __atomic_load_n(&c->fs->ns_epoch, __ATOMIC_ACQUIRE);
+}
 
 static inline uint64_t cf_chunk_size(const cfile *c) { return c->fs->cfg.fs.chunk_size; }
 

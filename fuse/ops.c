@@ -455,6 +455,22 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     (void)fi;
     cmount *m = M(req);
+    /* The kernel asks again after its own invalidations (a write, a
+     * setattr of another attribute, a close): what metad told this client
+     * within the attribute timeout is as good as its answer would be. */
+    cfile *c = cfs_file_find(m->fs, ino);
+    if (c) {
+        fs_attr a;
+        uint64_t age;
+        int frc = cfile_fresh_attr(c, (uint64_t)(m->attr_timeout * 1000.0), &a, &age);
+        cfile_put(c);
+        if (frc == 0) {
+            struct stat st;
+            to_stat(&a, &st);
+            fuse_reply_attr(req, &st, m->attr_timeout - (double)age / 1000.0);
+            return;
+        }
+    }
     mc_inode in;
     int rc = mc_getattr(m->meta, ino, NULL, &in);
     if (rc == -ENOENT && (fi || dir_open(m, ino))) {
@@ -683,6 +699,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     mc_inode in;
     if (rc == 0)
         rc = mc_link(m->meta, ino, newparent, newname, &in);
+    cfs_ns_changed(m->fs);
     if (rc < 0) {
         reply_ino_err(req, rc);
         return;
@@ -697,6 +714,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (rc == 0) {
         csession_flush_releases(M(req)->session);
         rc = mc_unlink(M(req)->meta, parent, name, NULL);
+        cfs_ns_changed(M(req)->fs);
     }
     reply_err(req, rc);
 }
@@ -720,6 +738,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     if (rc == 0) {
         csession_flush_releases(M(req)->session);
         rc = mc_rename(M(req)->meta, parent, name, newparent, newname, flags);
+        cfs_ns_changed(M(req)->fs);
     }
     reply_err(req, rc);
 }
@@ -1313,7 +1332,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
         f |= 1;
     if (flags & XATTR_REPLACE)
         f |= 2;
-    reply_ino_err(req, mc_xattr_set(M(req)->meta, ino, name, value, size, f));
+    int rc = mc_xattr_set(M(req)->meta, ino, name, value, size, f);
+    cfs_ns_changed(M(req)->fs);
+    reply_ino_err(req, rc);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -1349,7 +1370,9 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-    reply_ino_err(req, mc_xattr_remove(M(req)->meta, ino, name));
+    int rc = mc_xattr_remove(M(req)->meta, ino, name);
+    cfs_ns_changed(M(req)->fs);
+    reply_ino_err(req, rc);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
