@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "common/err.h"
@@ -104,6 +105,26 @@ static int reg_wait(chunkreg *g, uint64_t ms)
     return stop;
 }
 
+/*
+ * The "used" bytes reported to metad. metad judges a server FULL by
+ * capacity - used, so counting only chunk files is wrong when the data
+ * file system also holds other files (or is smaller than --capacity): the
+ * disk could be out of space, failing every upload with 507, while metad
+ * still saw plenty free and kept placing chunks there. So report the
+ * space that is not available for new chunks: the larger of the chunk
+ * bytes and capacity minus what statvfs says is available.
+ */
+static uint64_t reg_used(const chunkreg *g, uint64_t chunk_bytes)
+{
+    struct statvfs v;
+    if (statvfs(g->dir, &v) < 0)
+        return chunk_bytes;
+    uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
+    if (g->capacity > avail && g->capacity - avail > chunk_bytes)
+        return g->capacity - avail;
+    return chunk_bytes;
+}
+
 /* One register or heartbeat round trip. Returns 0 (answer applied),
  * -ENOENT (heartbeat: metad does not know our id), or another negative code. */
 static int reg_call(chunkreg *g, int heartbeat, uint64_t *hb_ms)
@@ -117,7 +138,7 @@ static int reg_call(chunkreg *g, int heartbeat, uint64_t *hb_ms)
     recw_u64(&w, FT_SID, sid);
     recw_str(&w, FT_ADDR, g->addr);
     recw_u64(&w, FT_CAPACITY, g->capacity);
-    recw_u64(&w, FT_USED, st.bytes);
+    recw_u64(&w, FT_USED, reg_used(g, st.bytes));
     recw_u64(&w, FT_CHUNKS, st.chunks);
     size_t len;
     const uint8_t *body = recw_finish(&w, &len);
