@@ -5,8 +5,10 @@
  * own thread:
  *   1. first call (headers parsed): allocate the httpd_req, route it, check
  *      Content-Length against the route's max_body and the in-flight cap.
- *      A rejection (404, 405, 413, 503) is queued right away, which makes
- *      MHD skip the body and close the connection after the answer.
+ *      A rejection (404, 405, 413) is queued right away, which makes MHD
+ *      skip the body and close the connection after the answer. A 503 for a
+ *      body the client is already sending is answered after the body has
+ *      been read and dropped (see refuse_busy).
  *   2. body calls: append to the request's buffer. A chunked body that grows
  *      past max_body or the in-flight cap is not stored further; it is
  *      drained (bounded, see DRAIN_MAX) and answered 413/503 at its end.
@@ -108,6 +110,7 @@ struct httpd_req {
     enum req_state state;
     int drain_status;             /* 413 or 503 when draining */
     uint64_t drained;
+    uint64_t drain_max;           /* past this many dropped bytes, cut */
 
     uint8_t *body;
     size_t len, cap;
@@ -443,6 +446,32 @@ static void allow_header(httpd_req *r)
 /* ------------------------------------------------------------------ */
 /* MHD callbacks */
 
+/*
+ * 503 for a request whose body of len bytes has not been read. Queued at
+ * once, MHD would close the connection with the body unread, the peer's
+ * kernel would see a reset while the client is still sending, and the
+ * client would usually get "connection reset" instead of the 503: it then
+ * takes the server for a failed one (a chunk upload moves its copy to
+ * another server) instead of backing off and retrying it as Retry-After
+ * asks. So unless the client waits for "100 Continue" (and has sent
+ * nothing), the body is read and dropped (no memory kept, no in-flight
+ * bytes counted; len is at most the route's max_body) and the 503 goes
+ * out at its end, on a connection that stays usable.
+ */
+static enum MHD_Result refuse_busy(httpd_req *r, uint64_t len, const char *text)
+{
+    const char *expect = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_EXPECT);
+    if (expect && strcasecmp(expect, "100-continue") == 0)
+        return queue_builtin(r, MHD_HTTP_SERVICE_UNAVAILABLE, text);
+    body_release(r);
+    r->state = RQ_DRAIN;
+    r->drain_status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    r->drained = 0;
+    r->drain_max = len;
+    return MHD_YES;
+}
+
 static enum MHD_Result first_call(httpd *h, httpd_req *r)
 {
     const httpd_config *cfg = h->cfg;
@@ -480,10 +509,10 @@ static enum MHD_Result first_call(httpd *h, httpd_req *r)
             return queue_builtin(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
         if (n > 0) {
             if (!inflight_reserve(r, n))
-                return queue_builtin(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server busy, retry later");
+                return refuse_busy(r, n, "server busy, retry later");
             r->body = malloc(n);
             if (!r->body)
-                return queue_builtin(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory, retry later");
+                return refuse_busy(r, n, "out of memory, retry later");
             r->cap = n;
         }
     }
@@ -566,7 +595,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->bytes_in += n;
         if (r->state == RQ_DRAIN) {
             r->drained += n;
-            return r->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
+            return r->drained > r->drain_max ? MHD_NO : MHD_YES;
         }
         int st = body_append(r, upload_data, n);
         if (st) {
@@ -576,6 +605,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             r->state = RQ_DRAIN;
             r->drain_status = st;
             r->drained = n;
+            r->drain_max = DRAIN_MAX;
         }
         return MHD_YES;
     }
