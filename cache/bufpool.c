@@ -79,6 +79,13 @@ void bufpool_acquire(bufpool *p, uint64_t n)
     pthread_mutex_unlock(&p->mu);
 }
 
+void bufpool_acquire_force(bufpool *p, uint64_t n)
+{
+    pthread_mutex_lock(&p->mu);
+    grant_locked(p, n);
+    pthread_mutex_unlock(&p->mu);
+}
+
 int bufpool_try_acquire(bufpool *p, uint64_t n)
 {
     int ok;

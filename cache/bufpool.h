@@ -30,6 +30,11 @@ int bufpool_try_acquire(bufpool *p, uint64_t n);
 /* Wait at most timeout_ms; 1 if granted, 0 on timeout. timeout_ms 0 is
  * bufpool_try_acquire; a negative timeout waits forever (bufpool_acquire). */
 int bufpool_acquire_timeout(bufpool *p, uint64_t n, int timeout_ms);
+/* Grant n bytes at once, past the budget if need be. Only for a holder that
+ * must turn memory it already holds into one buffer to make progress and
+ * gives the whole grant back soon (a dirty chunk kept as pages being
+ * sealed); waiters wait until the overdraft is released. */
+void bufpool_acquire_force(bufpool *p, uint64_t n);
 void bufpool_release(bufpool *p, uint64_t n);
 uint64_t bufpool_used(bufpool *p);
 uint64_t bufpool_peak(bufpool *p);

@@ -52,6 +52,11 @@ static void upload_done(void *arg, int err, const uint8_t *id)
 int cf_seal(cfile *c, dchunk *d)
 {
     uint64_t index = d->index;
+    if (d->pages) {
+        int drc = cf_densify(c, d);
+        if (drc < 0)
+            return drc;
+    }
     if (!d->merged && !cf_covers(d, 0, d->len)) {
         int rc = cf_merge_base(c, index);
         if (rc < 0)
@@ -94,6 +99,15 @@ int cf_seal_all(cfile *c)
         }
         if (!todo)
             return 0;
+        /* A chunk kept as pages needs a whole buffer to be sealed; with
+         * the budget used up, let this file's uploads return some first
+         * rather than go past it for every such chunk at once. */
+        bufpool *pool = c->fs->cfg.pool;
+        if (todo->pages && c->inflight &&
+            bufpool_used(pool) + MAX(todo->len, 1u) > bufpool_max(pool)) {
+            pthread_cond_wait(&c->cv, &c->lock);
+            continue;
+        }
         int rc = cf_seal(c, todo);
         if (rc < 0)
             return rc;
@@ -215,6 +229,13 @@ static int rebase(cfile *c, mc_inode *cur)
         int is_buffered = d->state == D_DIRTY;
         uint8_t myid[CHUNK_ID_LEN];
         memcpy(myid, d->id, CHUNK_ID_LEN);
+        if (d->pages) {
+            int drc = cf_densify(c, d);
+            if (drc < 0) {
+                free(rs);
+                return drc;
+            }
+        }
         if (d->buf)
             ours = cbuf_ref(d->buf);
         pthread_mutex_unlock(&c->lock);
@@ -337,6 +358,14 @@ int cf_commit_locked(cfile *c, int full)
             size = MAX(size, c->size);
             inl_len = (size_t)size;
             inl = xcalloc(1, inl_len ? inl_len : 1);
+            if (d && d->pages) {
+                int drc = cf_densify(c, d);
+                if (drc < 0) {
+                    free(slots);
+                    free(inl);
+                    return drc;
+                }
+            }
             if (d) {
                 memcpy(inl, d->buf->data, MIN((size_t)d->len, inl_len));
                 d->committing = 1;

@@ -49,8 +49,21 @@ cfs *cfs_new(const cfs_config *cfg)
     return f;
 }
 
+static void pages_free(cfile *c, dchunk *d)
+{
+    if (!d->pages)
+        return;
+    uint64_t n = cf_chunk_size(c) / CF_PAGE;
+    for (uint64_t i = 0; i < n; i++)
+        free(d->pages[i]);
+    free(d->pages);
+    d->pages = NULL;
+    d->npages = 0;
+}
+
 void cf_dchunk_free(cfile *c, dchunk *d)
 {
+    pages_free(c, d);
     if (d->buf)
         cbuf_unref(d->buf);
     if (d->budget)
@@ -444,6 +457,7 @@ dchunk *cf_dchunk_find(cfile *c, uint64_t index)
 
 void cf_release_buf(cfile *c, dchunk *d)
 {
+    pages_free(c, d);
     if (d->buf) {
         cbuf_unref(d->buf);
         d->buf = NULL;
@@ -459,14 +473,131 @@ void cf_release_buf(cfile *c, dchunk *d)
  * its slot, so sealing needs no more budget and its upload returns some. */
 void cf_relieve(cfile *c, uint64_t busy_index)
 {
-    dchunk *o, *tmp;
+    /* The one holding the most memory: its upload returns the most, and
+     * covers the most writes. A chunk kept as pages is turned into one
+     * buffer past the budget for the time of its upload (see cf_densify),
+     * and only while no such overdraft is outstanding: otherwise waiting
+     * for the uploads already running is what returns memory. */
+    bufpool *pool = c->fs->cfg.pool;
+    int may_overdraw = bufpool_used(pool) <= bufpool_max(pool);
+    dchunk *o, *tmp, *best = NULL;
     HASH_ITER(hh, c->dirty, o, tmp) {
-        if (o->index != busy_index && o->state == D_DIRTY && !o->committing && o->buf &&
-            o->buf->cap >= MAX(o->len, 1u)) {
-            cf_seal(c, o);
-            return;
+        if (o->index != busy_index && o->state == D_DIRTY && !o->committing &&
+            ((o->pages && may_overdraw) || (o->buf && o->buf->cap >= MAX(o->len, 1u))) &&
+            (!best || o->budget > best->budget))
+            best = o;
+    }
+    if (best)
+        cf_seal(c, best);
+}
+
+/*
+ * Turn a chunk kept as pages into one buffer of d->len bytes (the written
+ * bytes in place, the rest to be merged from the base). Never drops
+ * c->lock: the buffer's budget is granted at once, past the budget if need
+ * be, and the pages' budget is returned; the overdraft is at most one
+ * chunk for each chunk being sealed at that moment.
+ */
+int cf_densify(cfile *c, dchunk *d)
+{
+    if (!d->pages)
+        return 0;
+    uint32_t cap = MAX(d->len, 1u);
+    cbuf *nb = cbuf_new(cap);
+    if (!nb)
+        return -ENOMEM;
+    bufpool *pool = c->fs->cfg.pool;
+    bufpool_acquire_force(pool, cap);
+    uint64_t n = cf_chunk_size(c) / CF_PAGE;
+    for (uint64_t i = 0; i < n; i++) {
+        if (!d->pages[i])
+            continue;
+        uint64_t at = i * CF_PAGE;
+        if (at < cap)
+            memcpy(nb->data + at, d->pages[i], MIN((uint64_t)CF_PAGE, cap - at));
+    }
+    pages_free(c, d);
+    if (d->budget)
+        bufpool_release(pool, d->budget);
+    d->buf = nb;
+    d->budget = cap;
+    d->merged = 0;
+    return 0;
+}
+
+/*
+ * Make sure d (page mode) has pages for [off, end). May drop c->lock while
+ * waiting for the memory budget: returns 1 when it did (the caller
+ * re-validates), 0 when the pages exist, negative on error.
+ */
+static int pages_ensure(cfile *c, dchunk **dp, uint64_t index, uint32_t off, uint32_t end)
+{
+    dchunk *d = *dp;
+    uint32_t first = off / CF_PAGE, last = (end - 1) / CF_PAGE;
+    uint64_t missing = 0;
+    for (uint32_t i = first; i <= last; i++)
+        if (!d->pages[i])
+            missing++;
+    if (!missing)
+        return 0;
+    uint64_t extra = missing * CF_PAGE;
+    bufpool *pool = c->fs->cfg.pool;
+    if (!bufpool_try_acquire(pool, extra)) {
+        cf_relieve(c, index);
+        pthread_mutex_unlock(&c->lock);
+        while (!bufpool_acquire_timeout(pool, extra, 100)) {
+            pthread_mutex_lock(&c->lock);
+            cf_relieve(c, index);
+            pthread_mutex_unlock(&c->lock);
+        }
+        pthread_mutex_lock(&c->lock);
+        /* Use what was granted for the pages still missing, if d is still
+         * taking pages; the caller re-validates either way. */
+        d = cf_dchunk_find(c, index);
+        *dp = d;
+        if (d && d->state == D_DIRTY && !d->committing && d->pages) {
+            for (uint32_t i = first; i <= last && extra >= CF_PAGE; i++) {
+                if (d->pages[i])
+                    continue;
+                d->pages[i] = malloc(CF_PAGE);
+                if (!d->pages[i])
+                    break;
+                d->npages++;
+                extra -= CF_PAGE;
+                d->budget += CF_PAGE;
+            }
+        }
+        if (extra)
+            bufpool_release(pool, extra);
+        return 1;
+    }
+    for (uint32_t i = first; i <= last; i++) {
+        if (!d->pages[i]) {
+            d->pages[i] = malloc(CF_PAGE);
+            if (!d->pages[i]) {
+                bufpool_release(pool, extra);
+                return -ENOMEM;
+            }
+            d->npages++;
+            extra -= CF_PAGE;
+            d->budget += CF_PAGE;
         }
     }
+    return 0;
+}
+
+/* Should writes into d go to pages? Only a fresh DIRTY chunk over
+ * committed chunk content: anything else needs no read-modify-write. */
+static int page_mode_fits(cfile *c, const dchunk *d, uint64_t index)
+{
+    if (d->pages)
+        return 1;
+    if (d->buf || d->merged || d->nr)
+        return 0;
+    uint8_t id[CHUNK_ID_LEN];
+    uint32_t blen;
+    return cf_base_of(c, index, id, &blen) == BASE_CHUNK && blen > 0 &&
+           cf_chunk_size(c) % CF_PAGE == 0;
 }
 
 /*
@@ -477,6 +608,11 @@ void cf_relieve(cfile *c, uint64_t busy_index)
 int cf_ensure_cap(cfile *c, dchunk **dp, uint64_t index, uint32_t want)
 {
     dchunk *d = *dp;
+    if (d->pages) {
+        int rc = cf_densify(c, d);
+        if (rc < 0)
+            return rc;
+    }
     if (d->buf && d->buf->cap >= want)
         return 0;
     uint64_t cs = cf_chunk_size(c);
@@ -578,6 +714,11 @@ int cf_merge_base(cfile *c, uint64_t index)
     dchunk *d = cf_dchunk_find(c, index);
     if (!d || d->state != D_DIRTY || d->merged)
         return 0;
+    if (d->pages) {
+        int drc = cf_densify(c, d);
+        if (drc < 0)
+            return drc;
+    }
     uint8_t id[CHUNK_ID_LEN];
     uint32_t blen;
     int kind = cf_base_of(c, index, id, &blen);
@@ -674,17 +815,46 @@ long cfile_write(cfile *c, uint64_t off, const uint8_t *src, size_t len)
         }
         if (!d)
             d = cf_dchunk_new(c, index);
-        uint32_t want = MAX(d->len, o + n);
-        int r = cf_ensure_cap(c, &d, index, want);
-        if (r < 0) {
-            rc = r;
-            break;
+        int r;
+        if (page_mode_fits(c, d, index) && d->nr < PAGED_RANGES_MAX) {
+            if (!d->pages)
+                d->pages = xcalloc(cf_chunk_size(c) / CF_PAGE, sizeof(uint8_t *));
+            r = pages_ensure(c, &d, index, o, o + n);
+            if (r < 0) {
+                rc = r;
+                break;
+            }
+            if (r == 1)
+                continue;
+            for (uint32_t at = o; at < o + n;) {
+                uint32_t pg = at / CF_PAGE, po = at % CF_PAGE;
+                uint32_t k = MIN(o + n - at, CF_PAGE - po);
+                memcpy(d->pages[pg] + po, src + done + (at - o), k);
+                at += k;
+            }
+        } else {
+            if (!d->merged && d->nr >= RANGES_MAX - 2) {
+                /* So many scattered writes that ranges will be coalesced:
+                 * the gaps must hold the base's bytes first. */
+                r = cf_merge_base(c, index);
+                if (r < 0) {
+                    rc = r;
+                    break;
+                }
+                continue;
+            }
+            uint32_t want = MAX(d->len, o + n);
+            r = cf_ensure_cap(c, &d, index, want);
+            if (r < 0) {
+                rc = r;
+                break;
+            }
+            if (r == 1)
+                continue;
+            if (d->merged && o > d->len)
+                memset(d->buf->data + d->len, 0, o - d->len);
+            memcpy(d->buf->data + o, src + done, n);
         }
-        if (r == 1)
-            continue;
-        if (d->merged && o > d->len)
-            memset(d->buf->data + d->len, 0, o - d->len);
-        memcpy(d->buf->data + o, src + done, n);
         cf_range_add(d, o, o + n);
         if (o + n > d->len)
             d->len = o + n;
@@ -754,8 +924,17 @@ long cfile_read(cfile *c, uint64_t off, size_t len, uint8_t *dst, cfile_ra *ra)
                 continue;
             }
             uint32_t have = o < d->len ? MIN(n, d->len - o) : 0;
-            if (have)
+            if (have && d->pages) {
+                /* covered: every byte of it is in a page */
+                for (uint32_t at = o; at < o + have;) {
+                    uint32_t pg = at / CF_PAGE, po = at % CF_PAGE;
+                    uint32_t k = MIN(o + have - at, CF_PAGE - po);
+                    memcpy(dst + done + (at - o), d->pages[pg] + po, k);
+                    at += k;
+                }
+            } else if (have) {
                 memcpy(dst + done, d->buf->data + o, have);
+            }
             if (have < n)
                 memset(dst + done + have, 0, n - have);
             done += n;

@@ -21,6 +21,15 @@ enum { BASE_HOLE, BASE_CHUNK, BASE_INLINE };
 
 #define RANGES_MAX 1024
 #define BUF_MIN (64u << 10)
+/* Page mode: a DIRTY chunk that has committed content and was not read in
+ * whole keeps what is written to it as separate pages, so that small
+ * writes scattered over a large file hold memory in proportion to the
+ * bytes written, not a whole chunk buffer each (which made every write
+ * past the memory budget seal and upload another whole chunk). It turns
+ * into one buffer (cf_densify) when sealed, read where it was not written,
+ * rebased, or once it is fragmented past PAGED_RANGES_MAX ranges. */
+#define CF_PAGE 4096u
+#define PAGED_RANGES_MAX 256
 
 typedef struct range {
     uint32_t off, end;
@@ -31,7 +40,10 @@ typedef struct dchunk {
     uint64_t gen;            /* incarnation, so late callbacks can tell */
     enum dstate state;
     cbuf *buf;               /* DIRTY, UPLOADING */
-    uint64_t budget;         /* memory budget held for buf */
+    uint8_t **pages;         /* DIRTY in page mode (then buf is NULL):
+                              * chunk_size / CF_PAGE slots, NULL = unwritten */
+    uint32_t npages;         /* pages allocated */
+    uint64_t budget;         /* memory budget held for buf or pages */
     uint32_t len;            /* bytes of the slot in use */
     range *r;                /* written since the last commit, sorted, disjoint */
     unsigned nr, rcap;
@@ -106,6 +118,7 @@ void cf_base_set(cfile *c, const mc_inode *rec);
 void cf_begin_commit(cfile *c);
 int cf_commit_locked(cfile *c, int full);
 int cf_covers(const dchunk *d, uint32_t off, uint32_t end);
+int cf_densify(cfile *c, dchunk *d);
 void cf_dchunk_free(cfile *c, dchunk *d);
 void cf_end_commit(cfile *c);
 int cf_ensure_cap(cfile *c, dchunk **dp, uint64_t index, uint32_t want);

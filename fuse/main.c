@@ -16,6 +16,7 @@
  * chunkio.c and ops.c; no lock is held across a network call.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,18 @@ int main(int argc, char **argv)
         opts_print_man(&spec, stdout);
         return 0;
     }
+    /* Memory is a budget (--mem-budget, --cache-mem): chunk buffers are
+     * megabytes each and freed on other threads than the ones that made
+     * them. glibc's dynamic mmap threshold would soon serve them from the
+     * per-thread arenas, which keep what is freed, so the resident size
+     * would follow the number of arenas rather than the budget. A fixed
+     * threshold keeps them in their own mappings, returned at free. The
+     * 4 KiB pages of scattered writes are made by the FUSE threads and
+     * freed by whichever thread seals their chunk: with one arena per
+     * thread every arena would grow to the budget; with one arena freed
+     * pages serve the next writes. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_ARENA_MAX, 1);
     int read_only = 0;
     char **av = expand_o(&argc, argv, &read_only);
     if (!av)
