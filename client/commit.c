@@ -147,22 +147,47 @@ int cf_rematerialize(cfile *c, uint64_t index)
             return 1;
         }
     }
-    /* Take the chunk's bytes as a fresh DIRTY buffer. */
-    d->state = D_DIRTY;
-    c->npending--;
-    d->merged = 0;
-    int rc = cf_ensure_cap(c, &d, index, MAX(d->len, 1u));
-    if (rc != 0) {
+    /* Take the chunk's bytes as a fresh DIRTY buffer. The budget for it is
+     * had first, while the slot is still PENDING: a DIRTY slot without its
+     * bytes would let a read, a seal or a merge from the base see ranges
+     * whose content is nowhere. */
+    bufpool *pool = c->fs->cfg.pool;
+    uint32_t need = MAX(d->len, 1u);
+    if (!bufpool_try_acquire(pool, need)) {
+        cf_relieve(c, index);
+        pthread_mutex_unlock(&c->lock);
+        while (!bufpool_acquire_timeout(pool, need, 100)) {
+            pthread_mutex_lock(&c->lock);
+            cf_relieve(c, index);
+            pthread_mutex_unlock(&c->lock);
+        }
+        pthread_mutex_lock(&c->lock);
+        d = cf_dchunk_find(c, index);
+        if (!d || d->gen != gen || d->state != D_PENDING || d->committing ||
+            MAX(d->len, 1u) != need) {
+            bufpool_release(pool, need);
+            if (b)
+                cbuf_unref(b);
+            return 1;
+        }
+    }
+    cbuf *nb = cbuf_new(need);
+    if (!nb) {
+        bufpool_release(pool, need);
         if (b)
             cbuf_unref(b);
-        if (rc == 1)
-            return 1;
-        return rc;
+        return -ENOMEM;
     }
     if (b)
-        memcpy(d->buf->data, b->data, MIN((size_t)d->len, b->len));
+        memcpy(nb->data, b->data, MIN((size_t)d->len, b->len));
     else
-        memset(d->buf->data, 0, d->len);
+        memset(nb->data, 0, d->len);
+    if (b && b->len < d->len)
+        memset(nb->data + b->len, 0, d->len - b->len);
+    d->state = D_DIRTY;
+    c->npending--;
+    d->buf = nb;
+    d->budget = need;
     d->merged = 1;
     if (b)
         cbuf_unref(b);

@@ -8,7 +8,8 @@
 # FSX_CHUNK (metad --chunk-size, default 64K), FSX_MAXLEN (largest file,
 # default 1M), FSX_MAXOP (largest single operation, default 128K), FSX_REMOUNTS (remounts in the run, default 10), FSX_TIMEOUT
 # (seconds, default 600 + 1 per 1000 ops), FSX_GC_INTERVAL and FSX_GC_GRACE
-# (chunk servers' garbage collection, default 15s and 30s). A soak:
+# (chunk servers' garbage collection, default 15s and 30s), FSX_MOUNT_OPTS
+# (extra cairn-mount options, e.g. a small --mem-budget). A soak:
 #   FSX_OPS=2000000 bash tests/integration/t_fsx.sh
 # On failure the operation log is kept as ${TMPDIR:-/tmp}/cairn-fsx-SEED.log.
 . "$(dirname "$0")/lib.sh"
@@ -50,7 +51,8 @@ start_metad --format --chunk-size "$CHUNK" || bail fsx "metad did not start"
 for i in 1 2 3; do start_chunkd_gc "$i" || bail fsx "chunkd $i did not start"; done
 wait_cluster 3 || bail fsx "cluster did not come up"
 MNT=$T/mnt
-mount_fs "$MNT" "$T/cache" || bail fsx "mount failed"
+read -r -a MOUNT_OPTS <<<"${FSX_MOUNT_OPTS:-}"
+mount_fs "$MNT" "$T/cache" "${MOUNT_OPTS[@]}" || bail fsx "mount failed"
 mkdir -p "$MNT/fsx" || bail fsx "mkdir on the mount failed"
 
 # The remount helper restarts cairn-mount outside this shell; its pid file
@@ -69,7 +71,7 @@ trap _fsx_cleanup EXIT
 every=$(((OPS + REMOUNTS) / (REMOUNTS + 1)))
 [ "$every" -lt 1 ] && every=1
 [ "$REMOUNTS" = 0 ] && every=0
-REMOUNT_CMD="bash '$ROOT/tests/fsx/remount.sh' '$PIDFILE' '$MNT' '$T/logs/mount-mnt.log' --wipe '$T/cache' -- '$MOUNT_BIN' -f --cache-dir '$T/cache' '$METAD_ADDR' '$MNT'"
+REMOUNT_CMD="bash '$ROOT/tests/fsx/remount.sh' '$PIDFILE' '$MNT' '$T/logs/mount-mnt.log' --wipe '$T/cache' -- '$MOUNT_BIN' -f --cache-dir '$T/cache' ${FSX_MOUNT_OPTS:-} '$METAD_ADDR' '$MNT'"
 
 start=$(date +%s.%N)
 timeout -k 10 "$TIMEOUT" "$FSX" --seed "$SEED" --ops "$OPS" --chunk "$CHUNK" --maxlen "$MAXLEN" --maxop "$MAXOP" \
