@@ -153,15 +153,7 @@ int cf_rematerialize(cfile *c, uint64_t index)
      * whose content is nowhere. */
     bufpool *pool = c->fs->cfg.pool;
     uint32_t need = MAX(d->len, 1u);
-    if (!bufpool_try_acquire(pool, need)) {
-        cf_relieve(c, index);
-        pthread_mutex_unlock(&c->lock);
-        while (!bufpool_acquire_timeout(pool, need, 100)) {
-            pthread_mutex_lock(&c->lock);
-            cf_relieve(c, index);
-            pthread_mutex_unlock(&c->lock);
-        }
-        pthread_mutex_lock(&c->lock);
+    if (cf_budget_acquire(c, index, need)) {
         d = cf_dchunk_find(c, index);
         if (!d || d->gen != gen || d->state != D_PENDING || d->committing ||
             MAX(d->len, 1u) != need) {

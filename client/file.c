@@ -491,6 +491,24 @@ void cf_relieve(cfile *c, uint64_t busy_index)
         cf_seal(c, best);
 }
 
+int cf_budget_acquire(cfile *c, uint64_t busy_index, uint64_t n)
+{
+    bufpool *pool = c->fs->cfg.pool;
+    if (bufpool_try_acquire(pool, n))
+        return 0;
+    /* Under pressure: seal this file's other chunks so that their uploads
+     * return budget, then wait for it. */
+    cf_relieve(c, busy_index);
+    pthread_mutex_unlock(&c->lock);
+    while (!bufpool_acquire_timeout(pool, n, 100)) {
+        pthread_mutex_lock(&c->lock);
+        cf_relieve(c, busy_index);
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_lock(&c->lock);
+    return 1;
+}
+
 /*
  * Turn a chunk kept as pages into one buffer of d->len bytes (the written
  * bytes in place, the rest to be merged from the base). Never drops
@@ -542,15 +560,7 @@ static int pages_ensure(cfile *c, dchunk **dp, uint64_t index, uint32_t off, uin
         return 0;
     uint64_t extra = missing * CF_PAGE;
     bufpool *pool = c->fs->cfg.pool;
-    if (!bufpool_try_acquire(pool, extra)) {
-        cf_relieve(c, index);
-        pthread_mutex_unlock(&c->lock);
-        while (!bufpool_acquire_timeout(pool, extra, 100)) {
-            pthread_mutex_lock(&c->lock);
-            cf_relieve(c, index);
-            pthread_mutex_unlock(&c->lock);
-        }
-        pthread_mutex_lock(&c->lock);
+    if (cf_budget_acquire(c, index, extra)) {
         /* Use what was granted for the pages still missing, if d is still
          * taking pages; the caller re-validates either way. */
         d = cf_dchunk_find(c, index);
@@ -620,17 +630,7 @@ int cf_ensure_cap(cfile *c, dchunk **dp, uint64_t index, uint32_t want)
     size_t ncap = MAX((size_t)want, MIN((size_t)cs, MAX((size_t)BUF_MIN, cap * 2)));
     uint64_t extra = ncap - cap;
     bufpool *pool = c->fs->cfg.pool;
-    if (!bufpool_try_acquire(pool, extra)) {
-        /* Under pressure: seal this file's other partial chunks so their
-         * uploads return budget, then wait for it. */
-        cf_relieve(c, index);
-        pthread_mutex_unlock(&c->lock);
-        while (!bufpool_acquire_timeout(pool, extra, 100)) {
-            pthread_mutex_lock(&c->lock);
-            cf_relieve(c, index);
-            pthread_mutex_unlock(&c->lock);
-        }
-        pthread_mutex_lock(&c->lock);
+    if (cf_budget_acquire(c, index, extra)) {
         d = cf_dchunk_find(c, index);
         *dp = d;
         if (!d || d->state != D_DIRTY || d->committing || (d->buf && d->buf->cap >= want)) {

@@ -119,6 +119,11 @@ void cf_begin_commit(cfile *c);
 int cf_commit_locked(cfile *c, int full);
 int cf_covers(const dchunk *d, uint32_t off, uint32_t end);
 int cf_densify(cfile *c, dchunk *d);
+/* Take n bytes of the memory budget for this file's slot busy_index: 0 when
+ * granted at once; 1 when it had to wait, sealing this file's other chunks
+ * meanwhile, with c->lock dropped (the caller re-validates what it held).
+ * The n bytes are granted either way. */
+int cf_budget_acquire(cfile *c, uint64_t busy_index, uint64_t n);
 void cf_dchunk_free(cfile *c, dchunk *d);
 void cf_end_commit(cfile *c);
 int cf_ensure_cap(cfile *c, dchunk **dp, uint64_t index, uint32_t want);
