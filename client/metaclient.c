@@ -510,7 +510,8 @@ static int reply_child(const httpc_resp *resp, uint64_t parent, mc_inode *child)
     return -ENOENT;
 }
 
-int mc_unlink(mc *m, uint64_t parent, const char *name, mc_inode *child_out)
+int mc_unlink(mc *m, uint64_t parent, const char *name, const uint64_t *released,
+              size_t nreleased, mc_inode *child_out)
 {
     recw w;
     int retried = 0;
@@ -518,6 +519,8 @@ int mc_unlink(mc *m, uint64_t parent, const char *name, mc_inode *child_out)
     req_init(&w);
     recw_u64(&w, FT_PARENT, parent);
     recw_str(&w, FT_NAME, name);
+    for (size_t i = 0; i < nreleased; i++)
+        recw_u64(&w, FT_RELEASED, released[i]);
     int rc = mc_post(m, "unlink", &w, NULL, NULL, &keep, &retried);
     recw_free(&w);
     if (child_out)
@@ -547,17 +550,29 @@ int mc_rmdir(mc *m, uint64_t parent, const char *name)
 }
 
 int mc_rename(mc *m, uint64_t parent, const char *name, uint64_t newparent,
-              const char *newname, uint32_t flags)
+              const char *newname, uint32_t flags, const uint64_t *released, size_t nreleased,
+              mc_inode *moved_out)
 {
     recw w;
+    httpc_resp keep;
     req_init(&w);
     recw_u64(&w, FT_PARENT, parent);
     recw_str(&w, FT_NAME, name);
     recw_u64(&w, FT_NEWPARENT, newparent);
     recw_str(&w, FT_NEWNAME, newname);
     recw_u64(&w, FT_FLAGS, flags);
-    int rc = mc_post(m, "rename", &w, NULL, NULL, NULL, NULL);
+    for (size_t i = 0; i < nreleased; i++)
+        recw_u64(&w, FT_RELEASED, released[i]);
+    int rc = mc_post(m, "rename", &w, NULL, NULL, &keep, NULL);
     recw_free(&w);
+    if (moved_out)
+        memset(moved_out, 0, sizeof(*moved_out));
+    if (rc == 0) {
+        /* The moved inode comes first. */
+        if (moved_out && reply_child(&keep, 0, moved_out) < 0)
+            memset(moved_out, 0, sizeof(*moved_out));
+        httpc_resp_free(&keep);
+    }
     return rc;
 }
 

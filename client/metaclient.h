@@ -116,11 +116,17 @@ int mc_symlink(mc *m, uint64_t parent, const char *name, const char *target, uin
 int mc_readlink(mc *m, uint64_t ino, mc_inode *out);
 int mc_link(mc *m, uint64_t ino, uint64_t newparent, const char *newname, mc_inode *out);
 /* child_out (may be NULL) receives the unlinked inode's attributes after the
- * change (nlink may be 0) when metad sends them. */
-int mc_unlink(mc *m, uint64_t parent, const char *name, mc_inode *child_out);
+ * change (nlink may be 0) when metad sends them. released[0..nreleased):
+ * inodes this client's session stopped holding (FT_RELEASED), dropped on
+ * metad before the change. */
+int mc_unlink(mc *m, uint64_t parent, const char *name, const uint64_t *released,
+              size_t nreleased, mc_inode *child_out);
 int mc_rmdir(mc *m, uint64_t parent, const char *name);
+/* moved_out (may be NULL) receives the moved inode's attributes after the
+ * change when metad sends them (zeroed otherwise). */
 int mc_rename(mc *m, uint64_t parent, const char *name, uint64_t newparent,
-              const char *newname, uint32_t flags);
+              const char *newname, uint32_t flags, const uint64_t *released, size_t nreleased,
+              mc_inode *moved_out);
 int mc_readdir(mc *m, uint64_t ino, uint64_t cursor, uint32_t max, mc_dirent **out,
                size_t *n, uint64_t *next, int *eof);
 int mc_statfs_get(mc *m, mc_statfs *out);

@@ -18,6 +18,9 @@
 #include "common/log.h"
 #include "common/util.h"
 
+/* Releases carried by one unlink or rename at most (8 bytes each). */
+#define RELEASES_PER_REQUEST 1024
+
 typedef struct opencount {
     uint64_t ino;
     uint64_t n;
@@ -69,47 +72,76 @@ static uint64_t *open_inos(csession *s, size_t *n)
     return v;
 }
 
+/* Take up to max queued releases off the queue, oldest first (*n of them,
+ * NULL when none). */
+static uint64_t *take_releases(csession *s, size_t max, size_t *n)
+{
+    uint64_t *rel = NULL;
+    pthread_mutex_lock(&s->lock);
+    *n = MIN(s->nreleased, max);
+    if (*n == s->nreleased) {
+        rel = s->released;
+        s->released = NULL;
+        s->nreleased = s->capreleased = 0;
+    } else if (*n) {
+        rel = xmalloc(*n * sizeof(uint64_t));
+        memcpy(rel, s->released, *n * sizeof(uint64_t));
+        memmove(s->released, s->released + *n, (s->nreleased - *n) * sizeof(uint64_t));
+        s->nreleased -= *n;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rel;
+}
+
 /*
- * Renew the session now, releasing what was queued; an inode released here
- * but opened again meanwhile is held again. On failure the releases go back
- * on the queue. Called without s->lock.
+ * After a request carried releases rel[0..n): delivered, an inode released
+ * there but opened again meanwhile is held again; not delivered, they go
+ * back on the queue. Frees rel. Called without s->lock.
  */
-static int renew_now(csession *s)
+static void releases_done(csession *s, uint64_t *rel, size_t n, int delivered)
 {
     pthread_mutex_lock(&s->lock);
-    uint64_t *rel = s->released;
-    size_t nrel = s->nreleased;
-    s->released = NULL;
-    s->nreleased = s->capreleased = 0;
-    pthread_mutex_unlock(&s->lock);
-    uint64_t sid = mc_session(s->m), lease = 0;
-    int rc = sid ? mc_session_renew(s->m, sid, rel, nrel, &lease) : -ENOENT;
-    pthread_mutex_lock(&s->lock);
-    if (rc == 0) {
-        if (lease >= 300)
-            s->lease_ms = lease;
+    if (delivered) {
         size_t k = 0;
-        for (size_t i = 0; i < nrel; i++) {
+        for (size_t i = 0; i < n; i++) {
             opencount *o;
             HASH_FIND(hh, s->opens, &rel[i], sizeof(uint64_t), o);
             if (o)
                 rel[k++] = rel[i];
         }
-        nrel = k;
-    } else if (rc != -ENOENT) {
-        for (size_t i = 0; i < nrel; i++) {
+        n = k;
+    } else {
+        for (size_t i = 0; i < n; i++) {
             if (s->nreleased == s->capreleased) {
                 s->capreleased = s->capreleased ? s->capreleased * 2 : 64;
                 s->released = xrealloc(s->released, s->capreleased * sizeof(uint64_t));
             }
             s->released[s->nreleased++] = rel[i];
         }
-        nrel = 0;
+        n = 0;
     }
     pthread_mutex_unlock(&s->lock);
-    if (rc == 0 && nrel)
-        mc_session_hold(s->m, sid, rel, nrel);
+    uint64_t sid = mc_session(s->m);
+    if (n && sid)
+        mc_session_hold(s->m, sid, rel, n);
     free(rel);
+}
+
+/* Renew the session now, releasing what was queued. Called without
+ * s->lock. */
+static int renew_now(csession *s)
+{
+    size_t nrel;
+    uint64_t *rel = take_releases(s, SIZE_MAX, &nrel);
+    uint64_t sid = mc_session(s->m), lease = 0;
+    int rc = sid ? mc_session_renew(s->m, sid, rel, nrel, &lease) : -ENOENT;
+    if (rc == 0 && lease >= 300) {
+        pthread_mutex_lock(&s->lock);
+        s->lease_ms = lease;
+        pthread_mutex_unlock(&s->lock);
+    }
+    /* Released with an expired session: nothing is held any more. */
+    releases_done(s, rel, rc == -ENOENT ? 0 : nrel, rc == 0);
     return rc;
 }
 
@@ -153,12 +185,18 @@ static void *renew_main(void *arg)
     return NULL;
 }
 
-int csession_flush_releases(csession *s)
+uint64_t *csession_take_releases(csession *s, size_t *n)
 {
     pthread_mutex_lock(&s->lock);
-    int pending = s->active && s->nreleased > 0;
+    int active = s->active;
     pthread_mutex_unlock(&s->lock);
-    return pending ? renew_now(s) : 0;
+    *n = 0;
+    return active ? take_releases(s, RELEASES_PER_REQUEST, n) : NULL;
+}
+
+void csession_releases_sent(csession *s, uint64_t *rel, size_t n, int delivered)
+{
+    releases_done(s, rel, n, delivered);
 }
 
 csession *csession_start(mc *m, const char *client_desc)

@@ -32,9 +32,14 @@ csession *csession_start(mc *m, const char *client_desc);
 int csession_opened(csession *s, uint64_t ino);
 /* Count a closed handle; the last one queues the release. */
 void csession_closed(csession *s, uint64_t ino);
-/* Send queued releases now (before an unlink or rename-over, so metad
- * does not keep a file this client closed as an orphan). */
-int csession_flush_releases(csession *s);
+/* The queued releases, taken off the queue to travel with an unlink or
+ * rename (FT_RELEASED), so that metad does not keep a file this client
+ * closed as an orphan, at no round trip of their own: *n of them, NULL when
+ * none. Give them back with csession_releases_sent. */
+uint64_t *csession_take_releases(csession *s, size_t *n);
+/* After that request: delivered (metad answered it) or not; undelivered
+ * releases go back on the queue. Frees rel. */
+void csession_releases_sent(csession *s, uint64_t *rel, size_t n, int delivered);
 /* Whether this client has a handle open on ino. */
 int csession_is_open(csession *s, uint64_t ino);
 /* Whether a live session exists (open requests then carry FT_OPEN). */

@@ -82,6 +82,7 @@ enum fsrec_tag {
     FT_LEASE_MS = 71,  /* session lease length */
     FT_OPEN = 72,      /* u64 1: the request also marks the inode held open */
     FT_CLIENT = 73,    /* client description, e.g. "host:pid" */
+    FT_RELEASED = 74,  /* u64 inode the requesting session stopped holding; repeated */
 };
 
 /* setattr FT_VALID bits. *_NOW: the server uses its own clock. */

@@ -21,6 +21,7 @@
 #include "cache/bufpool.h"
 #include "cache/chunkcache.h"
 #include "client/chunkio.h"
+#include "client/dcache.h"
 #include "client/file.h"
 #include "client/metaclient.h"
 #include "client/session.h"
@@ -37,6 +38,7 @@ typedef struct cmount {
     bufpool *pool;
     cfs *fs;
     csession *session;
+    dcache *dc;              /* recent directory listings for lookups */
     mc_fsinfo info;
     double attr_timeout, entry_timeout, neg_timeout;
     int writeback;           /* kernel writeback cache requested */

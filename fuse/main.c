@@ -324,6 +324,10 @@ int main(int argc, char **argv)
         .readahead_max = (unsigned)o.readahead,
     };
     m.fs = cfs_new(&fc);
+    /* Listings answer lookups for as long as the kernel may cache a name
+     * and its attributes. */
+    m.dc = dcache_new(MIN(o.attr_timeout_ms, o.entry_timeout_ms), o.neg_timeout_ms,
+                      DCACHE_ENTRIES);
     char hn[256] = "";
     gethostname(hn, sizeof(hn) - 1);
     char desc[4400];
@@ -353,6 +357,7 @@ out:
         cio_free(m.io);
     if (m.fs)
         cfs_free(m.fs);
+    dcache_free(m.dc);
     if (m.cache)
         ccache_close(m.cache);
     if (m.pool)

@@ -304,11 +304,12 @@ static uint64_t entry_gen(cmount *m, const fs_attr *a)
  * current before, it still is. */
 static void note_own_vv(cmount *m, uint64_t ino, cfile *c, const vv *before)
 {
-    if (!m->writeback)
-        return;
     vv cur;
     cfile_vv(c, &cur);
     if (vv_equal(&cur, before))
+        return;
+    dcache_attr_changed(m->dc);
+    if (!m->writeback)
         return;
     pthread_mutex_lock(&m->ino_lock);
     inode_ent *e;
@@ -349,6 +350,29 @@ static void reply_entry(fuse_req_t req, uint64_t parent, const fs_attr *a)
     fill_entry(m, a, &e);
     if (fuse_reply_entry(req, &e) != 0)
         ino_forget(m, a->ino, 1); /* the kernel did not take the reference */
+}
+
+/* This client changed name in dir (a: what it is now, NULL: gone). */
+static void dc_set(cmount *m, uint64_t dir, const char *name, const fs_attr *a)
+{
+    uint64_t pp = ino_parent(m, dir);
+    dcache_set(m->dc, dir, pp == dir ? 0 : pp, name, a);
+}
+
+/* Ask metad for a listing of dir when the dcache wants one (called after
+ * the kernel has its answer, so no lookup waits for it). */
+static void dc_maybe_list(cmount *m, uint64_t dir)
+{
+    uint64_t token;
+    if (!dcache_want(m->dc, dir, &token))
+        return;
+    mc_dirent *ents = NULL;
+    size_t n = 0;
+    uint64_t next = 0;
+    int eof = 0;
+    int rc = mc_readdir(m->meta, dir, 0, DCACHE_LIST_MAX, &ents, &n, &next, &eof);
+    dcache_fill(m->dc, dir, token, ents, rc == 0 ? n : 0, rc == 0 && eof);
+    mc_dirents_free(ents, n);
 }
 
 static int name_ok(const char *name)
@@ -421,21 +445,43 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         reply_err(req, rc);
         return;
     }
+    /* A fresh listing answers without metad; a regular file this client
+     * has state for is asked about, since that state may be newer. */
+    fs_attr ca;
+    int known = dcache_lookup(m->dc, parent, name, &ca);
+    if (known == 1 && S_ISREG(ca.mode)) {
+        cfile *c = cfs_file_find(m->fs, ca.ino);
+        if (c) {
+            fs_attr b;
+            if (cfile_dirty(c) || cfile_base_attr(c, &b) < 0 || !vv_equal(&b.vv, &ca.vv))
+                known = -1;
+            cfile_put(c);
+        }
+    }
     mc_inode in;
-    rc = mc_lookup(m->meta, parent, name, &in);
+    memset(&in, 0, sizeof(in));
+    if (known == 1) {
+        in.a = ca;
+        rc = 0;
+    } else if (known == 0) {
+        rc = -ENOENT;
+    } else {
+        rc = mc_lookup(m->meta, parent, name, &in);
+    }
     if (rc == -ENOENT && m->neg_timeout > 0) {
         struct fuse_entry_param e;
         memset(&e, 0, sizeof(e));
         e.entry_timeout = m->neg_timeout;
         fuse_reply_entry(req, &e);
-        return;
-    }
-    if (rc < 0) {
+    } else if (rc < 0) {
         reply_err(req, rc);
-        return;
+    } else {
+        reply_entry(req, parent, &in.a);
+        if (known != 1)
+            mc_inode_clear(&in);
     }
-    reply_entry(req, parent, &in.a);
-    mc_inode_clear(&in);
+    if (known < 0 && (rc == 0 || (rc == -ENOENT && m->neg_timeout > 0)))
+        dc_maybe_list(m, parent);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -503,6 +549,35 @@ static int64_t ts_ns(const struct timespec *t)
     return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
 }
 
+/*
+ * With the writeback cache the kernel keeps a regular file's times itself
+ * and, after a rename, link or unlink it asked us to carry out, sends them
+ * back: mtime as it was, ctime from its coarse clock (often older than the
+ * ctime metad stamped on that operation). When the mtime is the one this
+ * client knows and nothing of the file is unflushed, such a setattr has
+ * nothing for metad and costs no logged round trip; metad's ctime stands.
+ * (Applications cannot set ctime: only the kernel sends it, and only with
+ * its mtime.) Fills *out and returns 1 then.
+ */
+static int ctime_restamp(cmount *m, uint64_t ino, const mc_setattr_in *in, fs_attr *out)
+{
+    if (in->valid != (SA_MTIME | SA_CTIME))
+        return 0;
+    fs_attr a;
+    int known;
+    cfile *c = cfs_file_find(m->fs, ino);
+    if (c) {
+        known = !cfile_dirty(c) && cfile_base_attr(c, &a) == 0;
+        cfile_put(c);
+    } else {
+        known = last_attr(m, ino, &a) == 0;
+    }
+    if (!known || !S_ISREG(a.mode) || a.mtime != in->mtime)
+        return 0;
+    *out = a;
+    return 1;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -558,6 +633,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         in.valid |= SA_CTIME;
         in.ctime = ts_ns(&attr->st_ctim);
     }
+    fs_attr kept;
+    if (!have && ctime_restamp(m, ino, &in, &kept)) {
+        struct stat st;
+        to_stat(&kept, &st);
+        fuse_reply_attr(req, &st, m->attr_timeout);
+        return;
+    }
     if (in.valid) {
         /* An mtime must not be overwritten by a later commit of buffered
          * writes, so the cfile carries it into that commit. No flush here:
@@ -589,6 +671,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         }
         mc_inode r;
         rc = mc_setattr(m->meta, ino, &in, &r);
+        if (rc == 0)
+            dcache_attr_changed(m->dc);
         if (c) {
             if (rc == 0) {
                 /* Our own change: a buffered commit goes on from it rather
@@ -651,9 +735,11 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         rc = mc_create(m->meta, "mknod", parent, name, mode, ctx->uid, ctx->gid, rdev, FSC_EXCL,
                        &in);
     if (rc < 0) {
+        dcache_drop(m->dc, parent);
         reply_err(req, rc);
         return;
     }
+    dc_set(m, parent, name, &in.a);
     reply_entry(req, parent, &in.a);
     mc_inode_clear(&in);
 }
@@ -667,9 +753,11 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     if (rc == 0)
         rc = mc_mkdir(m->meta, parent, name, S_IFDIR | (mode & 07777), ctx->uid, ctx->gid, &in);
     if (rc < 0) {
+        dcache_drop(m->dc, parent);
         reply_err(req, rc);
         return;
     }
+    dc_set(m, parent, name, &in.a);
     reply_entry(req, parent, &in.a);
     mc_inode_clear(&in);
 }
@@ -685,9 +773,11 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
     if (rc == 0)
         rc = mc_symlink(m->meta, parent, name, link, ctx->uid, ctx->gid, &in);
     if (rc < 0) {
+        dcache_drop(m->dc, parent);
         reply_err(req, rc);
         return;
     }
+    dc_set(m, parent, name, &in.a);
     reply_entry(req, parent, &in.a);
     mc_inode_clear(&in);
 }
@@ -700,10 +790,13 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     if (rc == 0)
         rc = mc_link(m->meta, ino, newparent, newname, &in);
     cfs_ns_changed(m->fs);
+    dcache_attr_changed(m->dc);   /* the inode's nlink, under its other names */
     if (rc < 0) {
+        dcache_drop(m->dc, newparent);
         reply_ino_err(req, rc);
         return;
     }
+    dc_set(m, newparent, newname, &in.a);
     reply_entry(req, newparent, &in.a);
     mc_inode_clear(&in);
 }
@@ -712,9 +805,22 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     int rc = name_ok(name);
     if (rc == 0) {
-        csession_flush_releases(M(req)->session);
-        rc = mc_unlink(M(req)->meta, parent, name, NULL);
-        cfs_ns_changed(M(req)->fs);
+        cmount *m = M(req);
+        size_t nrel;
+        uint64_t *rel = csession_take_releases(m->session, &nrel);
+        mc_inode child;
+        rc = mc_unlink(m->meta, parent, name, rel, nrel, &child);
+        csession_releases_sent(m->session, rel, nrel, rc == 0);
+        cfs_ns_changed(m->fs);
+        if (rc == 0) {
+            dc_set(m, parent, name, NULL);
+            /* Other names of the inode now show one link less. */
+            if (child.a.ino == 0 || child.a.nlink > 0)
+                dcache_attr_changed(m->dc);
+            mc_inode_clear(&child);
+        } else {
+            dcache_drop(m->dc, parent);
+        }
     }
     reply_err(req, rc);
 }
@@ -724,6 +830,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     int rc = name_ok(name);
     if (rc == 0)
         rc = mc_rmdir(M(req)->meta, parent, name);
+    if (rc == 0)
+        dc_set(M(req), parent, name, NULL);
+    else
+        dcache_drop(M(req)->dc, parent);
     reply_err(req, rc);
 }
 
@@ -736,8 +846,22 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
         rc = -EINVAL;
     if (rc == 0) {
-        csession_flush_releases(M(req)->session);
-        rc = mc_rename(M(req)->meta, parent, name, newparent, newname, flags);
+        cmount *m = M(req);
+        size_t nrel;
+        uint64_t *rel = csession_take_releases(m->session, &nrel);
+        mc_inode moved;
+        rc = mc_rename(m->meta, parent, name, newparent, newname, flags, rel, nrel, &moved);
+        csession_releases_sent(m->session, rel, nrel, rc == 0);
+        /* The moved inode's ctime, and the links of one it replaced. */
+        dcache_attr_changed(m->dc);
+        if (rc == 0 && !(flags & RENAME_EXCHANGE) && moved.a.ino != 0) {
+            dc_set(m, parent, name, NULL);
+            dc_set(m, newparent, newname, &moved.a);
+        } else {
+            dcache_drop(m->dc, parent);
+            dcache_drop(m->dc, newparent);
+        }
+        mc_inode_clear(&moved);
         cfs_ns_changed(M(req)->fs);
     }
     reply_err(req, rc);
@@ -781,6 +905,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (rc == 0 && (fi->flags & O_TRUNC)) {
         fs_attr a;
         rc = cfile_truncate(c, 0, &a);
+        dcache_attr_changed(m->dc);
         changed = 1;
     }
     if (rc < 0) {
@@ -803,9 +928,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         rc = mc_create_open(m->meta, parent, name, S_IFREG | (mode & 07777), ctx->uid, ctx->gid,
                             (fi->flags & O_EXCL) ? FSC_EXCL : 0, &in);
     if (rc < 0) {
+        dcache_drop(m->dc, parent);
         reply_err(req, rc);
         return;
     }
+    dc_set(m, parent, name, &in.a);
     if (!S_ISREG(in.a.mode)) {
         mc_inode_clear(&in);
         reply_err(req, -EISDIR);
@@ -825,6 +952,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         if (rc == 0 && (fi->flags & O_TRUNC)) {
             fs_attr a;
             rc = cfile_truncate(c, 0, &a);
+            dcache_attr_changed(m->dc);
             if (rc == 0)
                 in.a = a;
         }
@@ -896,6 +1024,8 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out)
         mc_inode r;
         memset(&r, 0, sizeof(r));
         int rc = mc_setattr(m->meta, ino, &in, &r);
+        if (rc == 0)
+            dcache_attr_changed(m->dc);
         int again = rc == CAIRN_ECONFLICT && r.a.ino == ino;
         if (rc == 0)
             *out = r.a;
@@ -1334,6 +1464,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
         f |= 2;
     int rc = mc_xattr_set(M(req)->meta, ino, name, value, size, f);
     cfs_ns_changed(M(req)->fs);
+    dcache_attr_changed(M(req)->dc);
     reply_ino_err(req, rc);
 }
 
@@ -1372,6 +1503,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     int rc = mc_xattr_remove(M(req)->meta, ino, name);
     cfs_ns_changed(M(req)->fs);
+    dcache_attr_changed(M(req)->dc);
     reply_ino_err(req, rc);
 }
 
@@ -1395,6 +1527,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
             if (end > in.a.size) {
                 fs_attr a;
                 rc = cfile_truncate(h->f, end, &a);
+                dcache_attr_changed(m->dc);
             }
             mc_inode_clear(&in);
         }

@@ -578,12 +578,15 @@ static void change_names(httpd_req *rq, metad *m, uint8_t type)
     fs_op *op = op_new(type);
     fs_result res;
     answer a = {0};
-    uint64_t lsn = 0;
+    uint64_t lsn = 0, rel_lsn = 0, sid = 0;
     recw x;
     unsigned i;
     int rc;
 
     if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0)
+        goto fail;
+    if ((type == FSOP_UNLINK || type == FSOP_RENAME) &&
+        (rc = ops_released_request(rq, &r, &sid)) < 0)
         goto fail;
     if (type == FSOP_LINK) {
         if ((rc = ops_need_u64(&r, FT_INO, &op->ino)) < 0)
@@ -599,6 +602,9 @@ static void change_names(httpd_req *rq, metad *m, uint8_t type)
             goto fail;
     }
     pthread_rwlock_wrlock(&m->ns_lock);
+    /* First the holds the client gave up, so that a file it closed is not
+     * kept as an orphan by this very unlink or rename. */
+    rel_lsn = ops_released_apply(m, &r, sid);
     if (type == FSOP_UNLINK ||
         (type == FSOP_RENAME && !(op->flags & (FS_RENAME_EXCHANGE | FS_RENAME_NOREPLACE)))) {
         /* The file that may lose its last link here: keep it as an orphan
@@ -631,9 +637,9 @@ static void change_names(httpd_req *rq, metad *m, uint8_t type)
         a.has = 1;
     }
     pthread_rwlock_unlock(&m->ns_lock);
+    persist_wait(m, MAX(lsn, rel_lsn));
     if (rc < 0)
         goto fail;
-    persist_wait(m, lsn);
     free(op);
     answer_send(rq, &a);
     return;

@@ -46,6 +46,15 @@ void ops_session_end(httpd_req *rq, void *ctx);
  * for FT_OPEN with a malformed or missing header value. Call before
  * locking. */
 int ops_open_request(httpd_req *rq, const recr *r, uint64_t *sid);
+/* FT_RELEASED of an unlink or rename: the holds the requesting session
+ * (Cairn-Session header) gives up, sent along instead of in a renew of
+ * their own. 0 with *sid (0 when there are none), or -EINVAL for a bad
+ * value or header. Call before locking: a bad request changes nothing. */
+int ops_released_request(httpd_req *rq, const recr *r, uint64_t *sid);
+/* With ns_lock exclusive: drop session sid's holds named by FT_RELEASED
+ * and free those inodes that are orphans nobody holds any more. Returns
+ * the lsn to wait for, or 0. */
+uint64_t ops_released_apply(metad *m, const recr *r, uint64_t sid);
 /* With ns_lock held (either mode): hold ino for session sid if it is a
  * regular file. An unknown or expired session is ignored: the client
  * learns it at its next renew (404) and holds everything again. */

@@ -40,20 +40,17 @@
 
 /* ---- holds and orphan decisions ---- */
 
-int ops_open_request(httpd_req *rq, const recr *r, uint64_t *sid)
+/* The Cairn-Session header: 0 with *sid (0 when absent), or -EINVAL. */
+static int session_header(httpd_req *rq, uint64_t *sid)
 {
-    uint64_t open = 0, v;
+    uint64_t v;
     const char *h;
     char *end;
 
     *sid = 0;
-    if (ops_opt_u64(r, FT_OPEN, &open, 0) < 0)
-        return -EINVAL;
-    if (open == 0)
-        return 0;
     h = httpd_header(rq, "Cairn-Session");
     if (!h)
-        return 0;   /* a client without a session: nothing to hold */
+        return 0;
     while (*h == ' ' || *h == '\t')
         h++;
     if (*h < '0' || *h > '9')
@@ -66,6 +63,68 @@ int ops_open_request(httpd_req *rq, const recr *r, uint64_t *sid)
         return -EINVAL;
     *sid = v;
     return 0;
+}
+
+int ops_open_request(httpd_req *rq, const recr *r, uint64_t *sid)
+{
+    uint64_t open = 0;
+
+    *sid = 0;
+    if (ops_opt_u64(r, FT_OPEN, &open, 0) < 0)
+        return -EINVAL;
+    if (open == 0)
+        return 0;
+    /* Without the header (a client without a session) nothing is held. */
+    return session_header(rq, sid);
+}
+
+int ops_released_request(httpd_req *rq, const recr *r, uint64_t *sid)
+{
+    rec_iter it;
+    uint16_t tag;
+    const uint8_t *p;
+    size_t len, n = 0;
+
+    *sid = 0;
+    rec_iter_init(&it);
+    while (rec_next(r, &it, &tag, &p, &len)) {
+        if (tag != FT_RELEASED)
+            continue;
+        if (len != 8 || get_le64(p) == 0)
+            return -EINVAL;
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    if (session_header(rq, sid) < 0 || *sid == 0)
+        return -EINVAL;
+    return 0;
+}
+
+static uint64_t free_if_unheld(metad *m, uint64_t ino);
+
+uint64_t ops_released_apply(metad *m, const recr *r, uint64_t sid)
+{
+    rec_iter it;
+    uint16_t tag;
+    const uint8_t *p;
+    size_t len;
+    uint64_t lsn = 0, l, ino;
+
+    if (!sid)
+        return 0;
+    rec_iter_init(&it);
+    while (rec_next(r, &it, &tag, &p, &len)) {
+        if (tag != FT_RELEASED)
+            continue;
+        ino = get_le64(p);
+        /* An expired session holds nothing: nothing to drop. */
+        if (sessions_release(m->ss, sid, ino) < 0)
+            return lsn;
+        if ((l = free_if_unheld(m, ino)) != 0)
+            lsn = l;
+    }
+    return lsn;
 }
 
 void ops_hold(metad *m, uint64_t sid, const fs_inode *ip)

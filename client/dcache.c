@@ -1,0 +1,306 @@
+/*
+ * dcache.c — recent directory listings; see dcache.h.
+ *
+ * mu guards everything. A directory record exists for every directory
+ * recently looked up in (to count lookups) or listed; records without a
+ * fresh listing are pruned when there are too many.
+ */
+#include "client/dcache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "common/util.h"
+
+#define DIRS_MAX 4096u      /* directory records kept at most */
+#define WANT_AFTER 2u       /* lookups in a directory within a ttl before listing it */
+
+typedef struct dent {
+    UT_hash_handle hh;
+    fs_attr a;
+    uint64_t gen;           /* attr_gen its attributes are from */
+    char name[];
+} dent;
+
+typedef struct dirrec {
+    uint64_t ino;
+    UT_hash_handle hh;
+    dent *ents;
+    size_t nents;
+    int listed;             /* ents is the whole directory */
+    int64_t listed_at;      /* when the fetch behind it started */
+    int64_t window_start;   /* first lookup counted in the current window */
+    unsigned lookups;
+    int64_t big_until;      /* too big to list until then */
+    uint64_t token;         /* fetch in progress (0: none, or overtaken) */
+    uint64_t token_gen;     /* attr_gen when that fetch started */
+    int64_t token_at;
+} dirrec;
+
+struct dcache {
+    pthread_mutex_t mu;
+    int64_t ttl_ns;
+    int64_t neg_ttl_ns;     /* absent names are answered for this long */
+    size_t max_entries, nentries;
+    uint64_t attr_gen;
+    uint64_t next_token;
+    dirrec *dirs;
+    size_t ndirs;
+    dcache_stats st;
+};
+
+dcache *dcache_new(uint64_t ttl_ms, uint64_t neg_ttl_ms, size_t max_entries)
+{
+    dcache *d = xcalloc(1, sizeof(*d));
+    pthread_mutex_init(&d->mu, NULL);
+    d->ttl_ns = (int64_t)ttl_ms * 1000000LL;
+    d->neg_ttl_ns = (int64_t)MIN(neg_ttl_ms, ttl_ms) * 1000000LL;
+    d->max_entries = max_entries;
+    return d;
+}
+
+static void clear_listing(dcache *d, dirrec *r)
+{
+    dent *e, *tmp;
+    HASH_ITER(hh, r->ents, e, tmp) {
+        HASH_DEL(r->ents, e);
+        free(e);
+    }
+    d->nentries -= r->nents;
+    r->nents = 0;
+    r->listed = 0;
+}
+
+static void del_rec(dcache *d, dirrec *r)
+{
+    clear_listing(d, r);
+    HASH_DEL(d->dirs, r);
+    d->ndirs--;
+    free(r);
+}
+
+void dcache_free(dcache *d)
+{
+    if (!d)
+        return;
+    dirrec *r, *tmp;
+    HASH_ITER(hh, d->dirs, r, tmp) { del_rec(d, r); }
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}
+
+static int enabled(const dcache *d) { return d->ttl_ns > 0 && d->max_entries > 0; }
+
+static int fresh(const dcache *d, const dirrec *r, int64_t now)
+{
+    return r->listed && now - r->listed_at < d->ttl_ns;
+}
+
+static dirrec *find_rec(dcache *d, uint64_t dir)
+{
+    dirrec *r;
+    HASH_FIND(hh, d->dirs, &dir, sizeof(dir), r);
+    return r;
+}
+
+/* Drop what has expired; then, while more than `need` must fit, the oldest
+ * listings. */
+static void make_room(dcache *d, size_t need, int64_t now)
+{
+    dirrec *r, *tmp;
+    HASH_ITER(hh, d->dirs, r, tmp) {
+        if (r->listed && !fresh(d, r, now))
+            clear_listing(d, r);
+        if (!r->listed && r->token == 0 && now - r->window_start >= d->ttl_ns &&
+            now >= r->big_until)
+            del_rec(d, r);
+    }
+    while (d->nentries + need > d->max_entries) {
+        dirrec *old = NULL;
+        HASH_ITER(hh, d->dirs, r, tmp) {
+            if (r->listed && (!old || r->listed_at < old->listed_at))
+                old = r;
+        }
+        if (!old)
+            break;
+        clear_listing(d, old);
+    }
+}
+
+static void put_ent(dcache *d, dirrec *r, const char *name, const fs_attr *a, uint64_t gen)
+{
+    dent *e;
+    HASH_FIND_STR(r->ents, name, e);
+    if (e) {
+        e->a = *a;
+        e->gen = gen;
+        return;
+    }
+    size_t len = strlen(name);
+    e = xmalloc(sizeof(*e) + len + 1);
+    memcpy(e->name, name, len + 1);
+    e->a = *a;
+    e->gen = gen;
+    HASH_ADD_KEYPTR(hh, r->ents, e->name, len, e);
+    r->nents++;
+    d->nentries++;
+}
+
+static void del_ent(dcache *d, dirrec *r, const char *name)
+{
+    dent *e;
+    HASH_FIND_STR(r->ents, name, e);
+    if (!e)
+        return;
+    HASH_DEL(r->ents, e);
+    free(e);
+    r->nents--;
+    d->nentries--;
+}
+
+int dcache_lookup(dcache *d, uint64_t dir, const char *name, fs_attr *a)
+{
+    if (!enabled(d))
+        return -1;
+    int rc = -1;
+    int64_t now = now_mono_ns();
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = find_rec(d, dir);
+    if (r && fresh(d, r, now)) {
+        dent *e;
+        HASH_FIND_STR(r->ents, name, e);
+        if (!e) {
+            if (now - r->listed_at < d->neg_ttl_ns) {
+                rc = 0;
+                d->st.negative_hits++;
+            }
+        } else if (e->gen == d->attr_gen) {
+            *a = e->a;
+            rc = 1;
+            d->st.hits++;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+int dcache_want(dcache *d, uint64_t dir, uint64_t *token)
+{
+    if (!enabled(d))
+        return 0;
+    int want = 0;
+    int64_t now = now_mono_ns();
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = find_rec(d, dir);
+    if (!r) {
+        if (d->ndirs >= DIRS_MAX)
+            make_room(d, 0, now);
+        if (d->ndirs < DIRS_MAX) {
+            r = xcalloc(1, sizeof(*r));
+            r->ino = dir;
+            HASH_ADD(hh, d->dirs, ino, sizeof(r->ino), r);
+            d->ndirs++;
+        }
+    }
+    if (r && !fresh(d, r, now) && now >= r->big_until &&
+        (r->token == 0 || now - r->token_at >= d->ttl_ns)) {
+        if (r->lookups == 0 || now - r->window_start >= d->ttl_ns) {
+            r->window_start = now;
+            r->lookups = 0;
+        }
+        if (++r->lookups >= WANT_AFTER) {
+            r->lookups = 0;
+            r->token = ++d->next_token;
+            r->token_gen = d->attr_gen;
+            r->token_at = now;
+            *token = r->token;
+            want = 1;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return want;
+}
+
+void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents, size_t n,
+                 int complete)
+{
+    if (!enabled(d))
+        return;
+    int64_t now = now_mono_ns();
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = find_rec(d, dir);
+    if (!r || r->token != token || token == 0)
+        goto out;
+    if (!complete || n > d->max_entries / 2) {
+        r->token = 0;
+        r->big_until = now + d->ttl_ns;
+        goto out;
+    }
+    clear_listing(d, r);
+    make_room(d, n, now);   /* r survives: its token is still set */
+    r->token = 0;
+    for (size_t i = 0; i < n; i++)
+        put_ent(d, r, ents[i].name, &ents[i].a, r->token_gen);
+    r->listed = 1;
+    r->listed_at = r->token_at;
+    d->st.fills++;
+out:
+    pthread_mutex_unlock(&d->mu);
+}
+
+void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *name,
+                const fs_attr *a)
+{
+    if (!enabled(d))
+        return;
+    int64_t now = now_mono_ns();
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = find_rec(d, dir);
+    if (r) {
+        /* A listing being fetched may or may not show this change. */
+        r->token = 0;
+        if (fresh(d, r, now)) {
+            if (a && d->nentries >= d->max_entries)
+                clear_listing(d, r);
+            else if (a)
+                put_ent(d, r, name, a, d->attr_gen);
+            else
+                del_ent(d, r, name);
+        }
+    }
+    dirrec *p = parent_of_dir ? find_rec(d, parent_of_dir) : NULL;
+    if (p && p != r) {
+        p->token = 0;
+        clear_listing(d, p);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+void dcache_attr_changed(dcache *d)
+{
+    pthread_mutex_lock(&d->mu);
+    d->attr_gen++;
+    pthread_mutex_unlock(&d->mu);
+}
+
+void dcache_drop(dcache *d, uint64_t dir)
+{
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = find_rec(d, dir);
+    if (r) {
+        r->token = 0;
+        clear_listing(d, r);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+void dcache_get_stats(dcache *d, dcache_stats *out)
+{
+    pthread_mutex_lock(&d->mu);
+    *out = d->st;
+    out->entries = d->nentries;
+    out->dirs = d->ndirs;
+    pthread_mutex_unlock(&d->mu);
+}

@@ -1,0 +1,80 @@
+/*
+ * dcache.h — recent directory listings, to answer name lookups without a
+ * metad round trip.
+ *
+ * A directory looked up in again and again (a build cache's fan-out
+ * directory, a stat or unlink of every file in a tree) is listed once with
+ * attributes (readdir), and the following lookups in it, positive and
+ * negative, are answered from that listing for the entry timeout, the same
+ * time the kernel itself may cache each name (absent names: the negative
+ * timeout). This client's own changes
+ * keep the listings true: creates, links and renames add their names,
+ * unlinks and renames remove them, a change in a directory drops the
+ * listing that holds that directory's own attributes, and a change of some
+ * inode's attributes (setattr, xattrs, links, commits) stops names listed
+ * before it from answering positively. What other clients change is seen when the
+ * listing expires, as with the kernel's caches.
+ *
+ * Memory is bounded: at most max_entries names in all listings and a
+ * bounded number of directories tracked; the oldest listings go first.
+ * Thread-safe (one mutex; no call blocks).
+ */
+#ifndef CAIRN_DCACHE_H
+#define CAIRN_DCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client/metaclient.h"
+#include "common/fsrec.h"
+
+typedef struct dcache dcache;
+
+/* Names kept in all listings of a mount, and the most one listing asks
+ * metad for (a bigger directory is not listed). */
+#define DCACHE_ENTRIES 65536u
+#define DCACHE_LIST_MAX 1024u
+
+/* Names are answered for ttl_ms after their listing was asked for, absent
+ * names (negative answers) only for neg_ttl_ms (the mount's negative
+ * timeout: 0 by default, so that a name another client creates is seen at
+ * once). ttl_ms 0 or max_entries 0: a cache that never answers. */
+dcache *dcache_new(uint64_t ttl_ms, uint64_t neg_ttl_ms, size_t max_entries);
+void dcache_free(dcache *d);
+
+/* Answer a lookup of name in dir: 1 with *a (the name exists), 0 (it does
+ * not exist), or -1 (no fresh listing can tell; ask metad). */
+int dcache_lookup(dcache *d, uint64_t dir, const char *name, fs_attr *a);
+
+/* After a lookup that had to ask metad: whether listing dir now is worth
+ * it (the second lookup in it within the ttl, and it was not found too big
+ * lately). On 1, *token is passed to dcache_fill. */
+int dcache_want(dcache *d, uint64_t dir, uint64_t *token);
+
+/* A listing of dir fetched after dcache_want gave token: ents[0..n), whole
+ * when complete is set. An incomplete listing (a big directory) only marks
+ * dir as not worth listing for a ttl. A listing that this client's own
+ * changes may have overtaken while it was fetched is not kept. */
+void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents, size_t n,
+                 int complete);
+
+/* This client changed dir: name now refers to a (create, mkdir, link,
+ * symlink, rename target), or no longer exists (a == NULL). parent_of_dir
+ * is dir's own parent (0 if unknown): its listing, which holds dir's now
+ * stale attributes, is dropped. */
+void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *name,
+                const fs_attr *a);
+
+/* This client changed some inode's attributes: names listed before now
+ * no longer answer positively (negative answers stand). */
+void dcache_attr_changed(dcache *d);
+
+/* Forget dir's listing. */
+void dcache_drop(dcache *d, uint64_t dir);
+
+typedef struct dcache_stats {
+    uint64_t hits, negative_hits, fills, entries, dirs;
+} dcache_stats;
+void dcache_get_stats(dcache *d, dcache_stats *out);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * test_client_dcache.c — directory listings answering lookups: when a
+ * listing is asked for, what it answers, how this client's own changes keep
+ * it true, when it stops answering, and its memory bound.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "client/dcache.h"
+#include "common/util.h"
+
+#define DIR1 100
+#define DIR2 200
+#define ROOT 1
+
+static fs_attr file_attr(uint64_t ino, uint64_t size)
+{
+    fs_attr a;
+    memset(&a, 0, sizeof(a));
+    a.ino = ino;
+    a.mode = S_IFREG | 0644;
+    a.nlink = 1;
+    a.size = size;
+    return a;
+}
+
+/* A listing of dir with names f0..f(n-1), inodes base+i, sizes i. */
+static void fill_n(dcache *d, uint64_t dir, size_t n, uint64_t base)
+{
+    uint64_t tok = 0;
+    assert_int_equal(dcache_want(d, dir, &tok), 0);  /* first lookup: not yet */
+    assert_int_equal(dcache_want(d, dir, &tok), 1);  /* second: list it */
+    mc_dirent *e = calloc(n ? n : 1, sizeof(*e));
+    for (size_t i = 0; i < n; i++) {
+        char nm[32];
+        snprintf(nm, sizeof(nm), "f%zu", i);
+        e[i].name = strdup(nm);
+        e[i].a = file_attr(base + i, i);
+    }
+    dcache_fill(d, dir, tok, e, n, 1);
+    for (size_t i = 0; i < n; i++)
+        free(e[i].name);
+    free(e);
+}
+
+static void test_answers_positive_and_negative(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 1000);
+    fs_attr a;
+    assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), -1);
+    fill_n(d, DIR1, 3, 1000);
+    assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), 1);
+    assert_int_equal(a.ino, 1001);
+    assert_int_equal(a.size, 1);
+    assert_int_equal(dcache_lookup(d, DIR1, "nope", &a), 0);
+    /* Another directory knows nothing. */
+    assert_int_equal(dcache_lookup(d, DIR2, "f1", &a), -1);
+    dcache_stats s;
+    dcache_get_stats(d, &s);
+    assert_int_equal(s.hits, 1);
+    assert_int_equal(s.negative_hits, 1);
+    assert_int_equal(s.entries, 3);
+    dcache_free(d);
+}
+
+static void test_own_changes_keep_it_true(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 1000);
+    fs_attr a, n = file_attr(5000, 7);
+    fill_n(d, DIR1, 3, 1000);
+    fill_n(d, ROOT, 2, 10);
+    dcache_set(d, DIR1, ROOT, "new", &n);
+    assert_int_equal(dcache_lookup(d, DIR1, "new", &a), 1);
+    assert_int_equal(a.ino, 5000);
+    dcache_set(d, DIR1, ROOT, "f0", NULL);
+    assert_int_equal(dcache_lookup(d, DIR1, "f0", &a), 0);
+    /* DIR1's own attributes, held by its parent's listing, are stale. */
+    assert_int_equal(dcache_lookup(d, ROOT, "f0", &a), -1);
+    dcache_drop(d, DIR1);
+    assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), -1);
+    dcache_free(d);
+}
+
+static void test_attr_change_stops_positive_answers(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 1000);
+    fs_attr a, n = file_attr(5000, 7);
+    fill_n(d, DIR1, 3, 1000);
+    dcache_attr_changed(d);
+    assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), -1);
+    assert_int_equal(dcache_lookup(d, DIR1, "absent", &a), 0);
+    /* A name set after the change carries current attributes. */
+    dcache_set(d, DIR1, 0, "new", &n);
+    assert_int_equal(dcache_lookup(d, DIR1, "new", &a), 1);
+    dcache_free(d);
+}
+
+static void test_fill_overtaken_by_own_change_is_not_kept(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 1000);
+    uint64_t tok = 0;
+    fs_attr a, n = file_attr(5000, 7);
+    dcache_want(d, DIR1, &tok);
+    assert_int_equal(dcache_want(d, DIR1, &tok), 1);
+    /* The create lands while the listing is on its way. */
+    dcache_set(d, DIR1, 0, "new", &n);
+    mc_dirent e = {.name = "old", .a = file_attr(1, 1)};
+    dcache_fill(d, DIR1, tok, &e, 1, 1);
+    assert_int_equal(dcache_lookup(d, DIR1, "new", &a), -1);
+    assert_int_equal(dcache_lookup(d, DIR1, "old", &a), -1);
+    dcache_free(d);
+}
+
+static void test_incomplete_listing_marks_big(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 1000);
+    uint64_t tok = 0;
+    fs_attr a;
+    dcache_want(d, DIR1, &tok);
+    assert_int_equal(dcache_want(d, DIR1, &tok), 1);
+    mc_dirent e = {.name = "x", .a = file_attr(1, 1)};
+    dcache_fill(d, DIR1, tok, &e, 1, 0);
+    assert_int_equal(dcache_lookup(d, DIR1, "x", &a), -1);
+    /* Not asked for again within the ttl. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(dcache_want(d, DIR1, &tok), 0);
+    dcache_free(d);
+}
+
+static void test_negative_needs_neg_ttl(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 0, 1000);
+    fs_attr a;
+    fill_n(d, DIR1, 3, 1000);
+    assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), 1);
+    /* Without a negative timeout an absent name is always asked for. */
+    assert_int_equal(dcache_lookup(d, DIR1, "absent", &a), -1);
+    dcache_set(d, DIR1, 0, "f1", NULL);
+    assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), -1);
+    dcache_free(d);
+}
+
+static void test_expires(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(50, 50, 1000);
+    fs_attr a;
+    fill_n(d, DIR1, 3, 1000);
+    assert_int_equal(dcache_lookup(d, DIR1, "f2", &a), 1);
+    struct timespec ts = {0, 80 * 1000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(dcache_lookup(d, DIR1, "f2", &a), -1);
+    assert_int_equal(dcache_lookup(d, DIR1, "absent", &a), -1);
+    dcache_free(d);
+}
+
+static void test_memory_bound(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 100);
+    fs_attr a;
+    dcache_stats s;
+    for (uint64_t dir = 1; dir <= 10; dir++)
+        fill_n(d, dir, 40, dir * 1000);
+    dcache_get_stats(d, &s);
+    assert_true(s.entries <= 100);
+    /* The newest listing answers; the oldest went first. */
+    assert_int_equal(dcache_lookup(d, 10, "f39", &a), 1);
+    assert_int_equal(dcache_lookup(d, 1, "f39", &a), -1);
+    /* A listing bigger than half the bound is not kept at all. */
+    fill_n(d, 77, 60, 77000);
+    assert_int_equal(dcache_lookup(d, 77, "f1", &a), -1);
+    dcache_free(d);
+}
+
+static void test_disabled(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(0, 0, 1000);
+    uint64_t tok = 0;
+    fs_attr a;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(dcache_want(d, DIR1, &tok), 0);
+    assert_int_equal(dcache_lookup(d, DIR1, "x", &a), -1);
+    dcache_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_answers_positive_and_negative),
+        cmocka_unit_test(test_own_changes_keep_it_true),
+        cmocka_unit_test(test_attr_change_stops_positive_answers),
+        cmocka_unit_test(test_fill_overtaken_by_own_change_is_not_kept),
+        cmocka_unit_test(test_incomplete_listing_marks_big),
+        cmocka_unit_test(test_negative_needs_neg_ttl),
+        cmocka_unit_test(test_expires),
+        cmocka_unit_test(test_memory_bound),
+        cmocka_unit_test(test_disabled),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
