@@ -614,6 +614,80 @@ static void test_unheld_unlink_frees_at_once(void **state)
     srv_done(&s);
 }
 
+/* unlink/rename of parent/name (rename: to newname in the same directory)
+ * carrying FT_RELEASED rel[0..n) with session sid's header (sid 0: no
+ * header); returns the error. */
+static int change_releasing(const char *op, const char *name, const char *newname, uint64_t sid,
+                            const uint64_t *rel, size_t n)
+{
+    recw w;
+    char hdr[64];
+
+    recw_init(&w, FSREC_REQ);
+    recw_u64(&w, FT_PARENT, ROOT);
+    recw_str(&w, FT_NAME, name);
+    if (newname) {
+        recw_u64(&w, FT_NEWPARENT, ROOT);
+        recw_str(&w, FT_NEWNAME, newname);
+    }
+    for (size_t i = 0; i < n; i++)
+        recw_u64(&w, FT_RELEASED, rel[i]);
+    if (sid)
+        session_hdr(sid, hdr, sizeof(hdr));
+    return call_err(op, &w, sid ? hdr : NULL);
+}
+
+/* Releases carried by unlink and rename drop the holds before the change:
+ * no orphan is left by a file the client already closed. */
+static void test_releases_with_unlink_and_rename(void **state)
+{
+    (void)state;
+    srv s = {0};
+    uint64_t sid, a, b, c, zero = 0;
+    fs_attr at;
+
+    srv_start(&s, "sess-released", NULL);
+    sid = session_new(NULL);
+    a = create_file(ROOT, "a", sid);
+    b = create_file(ROOT, "b", sid);
+    c = create_file(ROOT, "c", sid);
+    create_file(ROOT, "tmp", 0);
+
+    /* Bad requests change nothing: a zero inode, or releases without a
+     * session header. */
+    assert_int_equal(change_releasing("/v1/unlink", "a", NULL, sid, &zero, 1), -EINVAL);
+    assert_int_equal(change_releasing("/v1/unlink", "a", NULL, 0, &a, 1), -EINVAL);
+    assert_int_equal(getattr(a, &at), 0);
+    assert_int_equal(at.nlink, 1);
+
+    /* unlink carrying its own inode's release: freed at once. */
+    assert_int_equal(change_releasing("/v1/unlink", "a", NULL, sid, &a, 1), 0);
+    assert_int_equal(getattr(a, NULL), -ENOENT);
+    assert_int_equal(metric("cairn_metad_orphans"), 0);
+
+    /* rename over b carrying b's release: b goes, no orphan. */
+    assert_int_equal(change_releasing("/v1/rename", "tmp", "b", sid, &b, 1), 0);
+    assert_int_equal(getattr(b, NULL), -ENOENT);
+    assert_int_equal(metric("cairn_metad_orphans"), 0);
+
+    /* Without the release, a held file becomes an orphan; a later unlink
+     * carrying that release frees it. */
+    assert_int_equal(unlink_name(ROOT, "c", NULL), 0);
+    assert_int_equal(metric("cairn_metad_orphans"), 1);
+    assert_int_equal(getattr(c, &at), 0);
+    assert_int_equal(at.nlink, 0);
+    create_file(ROOT, "d", 0);
+    assert_int_equal(change_releasing("/v1/unlink", "d", NULL, sid, &c, 1), 0);
+    assert_int_equal(getattr(c, NULL), -ENOENT);
+    assert_int_equal(metric("cairn_metad_orphans"), 0);
+
+    /* A failing unlink still drops the releases it carries (they are
+     * idempotent; the client sends them again anyway). */
+    assert_int_equal(change_releasing("/v1/unlink", "missing", NULL, sid, &c, 1), -ENOENT);
+    assert_int_equal(end_session(sid), 0);
+    srv_done(&s);
+}
+
 static void test_orphan_freed_on_expiry(void **state)
 {
     (void)state;
@@ -971,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_orphan_until_released),
         cmocka_unit_test(test_orphan_two_holders_and_end),
         cmocka_unit_test(test_unheld_unlink_frees_at_once),
+        cmocka_unit_test(test_releases_with_unlink_and_rename),
         cmocka_unit_test(test_orphan_freed_on_expiry),
         cmocka_unit_test(test_orphans_across_restart),
         cmocka_unit_test(test_drain_undrain_remove),
