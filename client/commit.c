@@ -403,7 +403,8 @@ int cf_commit_locked(cfile *c, int full)
             }
             if (full)
                 size = MAX(size, c->size);
-            if (n == 0 && size == c->base.size && !c->has_local) {
+            if (n == 0 && size == c->base.size && !c->has_local && !c->has_mode &&
+                !c->has_atime) {
                 free(slots);
                 return 0;
             }
@@ -415,6 +416,10 @@ int cf_commit_locked(cfile *c, int full)
             .nslots = n,
             .size = size,
             .mtime = c->mtime ? c->mtime : now_realtime_ns(),
+            .has_atime = c->has_atime,
+            .atime = c->atime,
+            .has_mode = c->has_mode,
+            .mode = c->mode,
             .set_inline = as_inline,
             .inl = inl,
             .inl_len = inl_len,
@@ -461,6 +466,11 @@ int cf_commit_locked(cfile *c, int full)
                     d->committing = 0;
                 }
             }
+            /* What this commit carried is done, unless changed again since. */
+            if (in.has_mode && c->has_mode && c->mode == in.mode)
+                c->has_mode = 0;
+            if (in.has_atime && c->has_atime && c->atime == in.atime)
+                c->has_atime = 0;
             fs_attr a = out.a;
             c->base = a;
             c->seen_vv = a.vv;

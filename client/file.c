@@ -1017,6 +1017,14 @@ long cfile_read(cfile *c, uint64_t off, size_t len, uint8_t *dst, cfile_ra *ra)
 static int overlay_locked(const cfile *c, fs_attr *a)
 {
     int changed = 0;
+    if (c->has_mode && (a->mode & 07777) != c->mode) {
+        a->mode = (a->mode & ~07777u) | c->mode;
+        changed = 1;
+    }
+    if (c->has_atime && a->atime != c->atime) {
+        a->atime = c->atime;
+        changed = 1;
+    }
     if (c->dirty || c->has_local || c->inflight || c->committing) {
         if (a->size != c->size) {
             a->size = c->size;
@@ -1089,6 +1097,28 @@ int cfile_set_mtime(cfile *c, int64_t mtime_ns)
     int pending = c->dirty || c->has_local || c->inflight || c->committing;
     if (pending)
         c->mtime = mtime_ns;
+    pthread_mutex_unlock(&c->lock);
+    return pending;
+}
+
+int cfile_fold_attrs(cfile *c, int has_mode, uint32_t mode, int has_atime, int64_t atime,
+                     int has_mtime, int64_t mtime)
+{
+    pthread_mutex_lock(&c->lock);
+    /* Only data not yet in a commit being sent guarantees a next commit. */
+    int pending = c->dirty || c->has_local;
+    if (pending) {
+        if (has_mode) {
+            c->mode = mode & 07777;
+            c->has_mode = 1;
+        }
+        if (has_atime) {
+            c->atime = atime;
+            c->has_atime = 1;
+        }
+        if (has_mtime)
+            c->mtime = mtime;
+    }
     pthread_mutex_unlock(&c->lock);
     return pending;
 }

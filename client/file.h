@@ -140,6 +140,13 @@ void cfile_attr_changed(cfile *c, const vv *old, const fs_attr *a);
  * (a write after this call moves it on again, as on a local file system).
  * Returns 1 when the file had unflushed state, 0 when it had none. */
 int cfile_set_mtime(cfile *c, int64_t mtime_ns);
+/* A chmod (permission bits) and/or utimensat (atime, mtime) while writes
+ * are buffered and not yet in a commit: carried into the next commit
+ * instead of a setattr round trip, and laid over the attributes until
+ * then. Returns 1 when folded (all of them), 0 when nothing is pending (the
+ * caller sends a setattr). */
+int cfile_fold_attrs(cfile *c, int has_mode, uint32_t mode, int has_atime, int64_t atime,
+                     int has_mtime, int64_t mtime);
 /* Whether the file is known to have no xattrs: set by the creator of a
  * new file, kept across this client's own commits and atime updates,
  * cleared when a base is loaded from metad or the client sets an xattr.

@@ -83,6 +83,10 @@ struct cfile {
     uint64_t wend;           /* highest byte written since the last commit */
     int64_t mtime;           /* of the last local write */
     int has_local;           /* size/mtime differ from base */
+    /* A chmod / access time folded into the next commit (cfile_fold_attrs). */
+    int has_mode, has_atime;
+    uint32_t mode;
+    int64_t atime;
     int committing;
     int err;                 /* sticky background error */
     vv seen_vv;              /* last VV this client produced or revalidated */

@@ -697,6 +697,10 @@ int mc_commit(mc *m, const mc_commit_in *in, mc_inode *out)
         fsrec_put_slot(&w, &in->slots[i]);
     recw_u64(&w, FT_SIZE, in->size);
     recw_i64(&w, FT_MTIME, in->mtime);
+    if (in->has_atime)
+        recw_i64(&w, FT_ATIME, in->atime);
+    if (in->has_mode)
+        recw_u64(&w, FT_MODE, in->mode & 07777);
     if (in->set_inline)
         recw_bytes(&w, FT_INLINE, in->inl, in->inl_len);
     if (in->clear_inline)

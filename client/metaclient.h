@@ -139,6 +139,9 @@ typedef struct mc_commit_in {
     size_t nslots;
     uint64_t size;
     int64_t mtime;
+    int has_atime, has_mode; /* also set atime / permission bits */
+    int64_t atime;
+    uint32_t mode;
     int set_inline;          /* inl/inl_len become the inline data */
     const uint8_t *inl;
     size_t inl_len;

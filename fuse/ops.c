@@ -654,23 +654,35 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         vv before;
         if (c)
             cfile_vv(c, &before);
-        if (c && (in.valid & (SA_MTIME | SA_MTIME_NOW))) {
-            int64_t t = (in.valid & SA_MTIME) ? in.mtime : now_realtime_ns();
-            fs_attr a;
-            if (cfile_set_mtime(c, t) && !(in.valid & ~(SA_MTIME | SA_MTIME_NOW | SA_CTIME)) &&
-                cfile_base_attr(c, &a) == 0) {
-                cfile_overlay(c, &a);
-                a.mtime = t;
-                a.ctime = MAX(a.ctime, MAX(t, (in.valid & SA_CTIME) ? in.ctime : 0));
-                cfile_put(c);
-                struct stat st;
-                to_stat(&a, &st);
-                fuse_reply_attr(req, &st, m->attr_timeout);
-                return;
-            }
+        const uint64_t foldable =
+            SA_MODE | SA_ATIME | SA_ATIME_NOW | SA_MTIME | SA_MTIME_NOW | SA_CTIME;
+        int64_t now = now_realtime_ns();
+        int has_m = (in.valid & (SA_MTIME | SA_MTIME_NOW)) != 0;
+        int has_a = (in.valid & (SA_ATIME | SA_ATIME_NOW)) != 0;
+        int64_t mt = (in.valid & SA_MTIME) ? in.mtime : now;
+        int64_t at = (in.valid & SA_ATIME) ? in.atime : now;
+        fs_attr a;
+        /* Likewise a chmod or utimensat of a file being written (cp -a,
+         * tar -x): the commit at close carries them. */
+        if (c && !(in.valid & ~foldable) && (in.valid & ~(uint64_t)SA_CTIME) &&
+            cfile_base_attr(c, &a) == 0 &&
+            cfile_fold_attrs(c, (in.valid & SA_MODE) != 0, in.mode, has_a, at, has_m, mt)) {
+            cfile_overlay(c, &a);
+            if (has_m)
+                a.mtime = mt;
+            a.ctime = MAX(a.ctime, MAX(has_m ? mt : 0, (in.valid & SA_CTIME) ? in.ctime : 0));
+            if (in.valid & (SA_MODE | SA_ATIME | SA_ATIME_NOW))
+                a.ctime = MAX(a.ctime, now);
+            cfile_put(c);
+            struct stat st;
+            to_stat(&a, &st);
+            fuse_reply_attr(req, &st, m->attr_timeout);
+            return;
         }
+        if (c && has_m)
+            cfile_set_mtime(c, mt);
         mc_inode r;
-        rc = mc_setattr(m->meta, ino, &in, &r);
+            rc = mc_setattr(m->meta, ino, &in, &r);
         if (rc == 0)
             dcache_attr_changed(m->dc);
         if (c) {

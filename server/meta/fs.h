@@ -94,6 +94,7 @@ typedef struct fs_op {
     uint32_t mode, uid, gid, umask;
     int64_t atime, mtime, ctime;
     int has_mtime;
+    int has_atime, has_mode;            /* commit: also sets atime / permission bits */
     char name[FS_XATTR_NAME_MAX + 1];   /* entry name or xattr name */
     char newname[FS_NAME_MAX + 1];
     char target[FS_SYMLINK_MAX + 1];

@@ -88,6 +88,10 @@ void fs_op_encode(const fs_op *op, recw *w)
         recw_u64(w, FT_SIZE, op->size);
         if (op->has_mtime)
             recw_i64(w, FT_MTIME, op->mtime);
+        if (op->has_atime)
+            recw_i64(w, FT_ATIME, op->atime);
+        if (op->has_mode)
+            recw_u64(w, FT_MODE, op->mode);
         for (i = 0; i < op->nslots; i++)
             fsrec_put_slot(w, &op->slots[i]);
         if (op->has_inline)
@@ -224,6 +228,8 @@ int fs_op_decode(const uint8_t *rec, size_t len, fs_op *op)
     op->atime = opt_i64(&r, FT_ATIME);
     op->mtime = opt_i64(&r, FT_MTIME);
     op->has_mtime = rec_has(&r, FT_MTIME);
+    op->has_atime = rec_has(&r, FT_ATIME);
+    op->has_mode = rec_has(&r, FT_MODE);
     op->clear_inline = opt_u64(&r, FT_CLEAR_INLINE) != 0;
     op->ctime = opt_i64(&r, FT_CTIME);
     if (op->type == FSOP_XATTR_SET || op->type == FSOP_XATTR_REMOVE)
@@ -721,6 +727,10 @@ static int apply_commit(fs *f, const fs_op *op, fs_result *res)
     fsi_trim(f, ip, op->size);
     ip->a.size = op->size;
     ip->a.mtime = op->has_mtime ? op->mtime : op->now;
+    if (op->has_atime)
+        ip->a.atime = op->atime;
+    if (op->has_mode)
+        ip->a.mode = (ip->a.mode & S_IFMT) | (op->mode & 07777);
     ip->a.ctime = op->now;
     fsi_bump(ip, op->replica);
     res_add(res, ip);

@@ -780,6 +780,23 @@ static void h_commit(httpd_req *rq, void *ctx)
         }
         op->has_mtime = 1;
     }
+    /* A chmod or utimensat the client folded into this commit. */
+    if (rec_has(&r, FT_ATIME)) {
+        if (rec_get_i64(&r, FT_ATIME, &op->atime) < 0) {
+            rc = -EINVAL;
+            goto fail;
+        }
+        op->has_atime = 1;
+    }
+    if (rec_has(&r, FT_MODE)) {
+        uint64_t mode;
+        if (rec_get_u64(&r, FT_MODE, &mode) < 0 || mode > 07777) {
+            rc = -EINVAL;
+            goto fail;
+        }
+        op->mode = (uint32_t)mode;
+        op->has_mode = 1;
+    }
     op->clear_inline = clear != 0;
     if (rec_get_bytes(&r, FT_INLINE, &op->value, &op->value_len) == 0)
         op->has_inline = 1;

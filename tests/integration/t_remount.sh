@@ -84,10 +84,36 @@ $(diff "$T/xattr.ref" "$T/xattr.got" | cut -c1-150 | head -n 8)"
 
 verify_tree written
 
+# ---- chmod and utimensat of a file being written travel with its commit
+# (no setattr request of their own) and are what metad keeps
+setattrs() { metrics | awk '$1 == "cairn_http_requests_total{route=\"setattr\",code=\"200\"}" { print $2; exit }'; }
+sa0=$(setattrs)
+out=$(python3 - "$MNT/folded" <<'PY' 2>&1
+import os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"a" * 100000)
+os.fchmod(fd, 0o640)
+os.utime(fd, ns=(1000000000123, 2000000000456))
+st = os.fstat(fd)
+assert st.st_mode & 0o7777 == 0o640, "mode while open: %o" % st.st_mode
+assert (st.st_atime_ns, st.st_mtime_ns) == (1000000000123, 2000000000456), \
+    "times while open: %d %d" % (st.st_atime_ns, st.st_mtime_ns)
+os.close(fd)
+print("ok")
+PY
+)
+sa1=$(setattrs)
+expect_eq folded_attrs_while_writing "mode and times through the open file" ok "$out"
+expect_eq folded_attrs_no_setattr_request "setattr requests metad answered" "${sa0:-0}" "${sa1:-0}"
+
 # ---- unmount, mount again (same cache dir)
 umount_fs "$MNT" || fail umount_1 "unmount was not clean"
 mount_fs "$MNT" "$T/cache1" || bail remount "remount failed"
 verify_tree remount
+expect_eq folded_attrs_after_remount "mode, atime, mtime (ns), size" \
+  "640 1000000000123 2000000000456 100000" \
+  "$(python3 -c 'import os, sys; st = os.stat(sys.argv[1]); print("%o %d %d %d" % (st.st_mode & 0o7777, st.st_atime_ns, st.st_mtime_ns, st.st_size))' "$MNT/folded")"
 
 # ---- stop every server with SIGTERM, start them on the same ports and data
 umount_fs "$MNT" || fail umount_2 "unmount was not clean"

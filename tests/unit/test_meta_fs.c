@@ -452,6 +452,44 @@ static void test_snapshot_roundtrip(void **state)
     fs_free(h);
 }
 
+/* A commit can carry a chmod and an atime the client folded into it; the
+ * WAL record keeps them (apply() encodes and decodes), later commits
+ * without them leave both alone. */
+static void test_commit_carries_mode_and_atime(void **state)
+{
+    (void)state;
+    fs *f = fresh();
+    uint64_t a;
+    fs_op op;
+
+    assert_int_equal(mk(f, 1, "a", S_IFREG | 0600, &a), 0);
+    memset(&op, 0, sizeof(op));
+    op.type = FSOP_COMMIT;
+    op.ino = a;
+    op.size = 10;
+    op.has_mtime = 1;
+    op.mtime = 2000;
+    op.has_atime = 1;
+    op.atime = 1000;
+    op.has_mode = 1;
+    op.mode = 04751;
+    assert_int_equal(apply(f, &op, NULL), 0);
+    assert_int_equal(attr(f, a)->mode, S_IFREG | 04751);
+    assert_int_equal(attr(f, a)->atime, 1000);
+    assert_int_equal(attr(f, a)->mtime, 2000);
+    assert_int_equal(attr(f, a)->size, 10);
+
+    memset(&op, 0, sizeof(op));
+    op.type = FSOP_COMMIT;
+    op.ino = a;
+    op.size = 20;
+    assert_int_equal(apply(f, &op, NULL), 0);
+    assert_int_equal(attr(f, a)->mode, S_IFREG | 04751);
+    assert_int_equal(attr(f, a)->atime, 1000);
+    assert_int_equal(attr(f, a)->size, 20);
+    fs_free(f);
+}
+
 static void test_setattr_and_xattr_limits(void **state)
 {
     (void)state;
@@ -497,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_refcounts),
         cmocka_unit_test(test_cursor_under_churn),
         cmocka_unit_test(test_snapshot_roundtrip),
+        cmocka_unit_test(test_commit_carries_mode_and_atime),
         cmocka_unit_test(test_setattr_and_xattr_limits),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
