@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uthash.h>
 
 #include "common/util.h"
@@ -18,7 +19,9 @@
 #define WANT_AFTER 2u       /* lookups in a directory within a ttl before listing it */
 
 typedef struct dent {
-    UT_hash_handle hh;
+    UT_hash_handle hh;      /* in its directory, by name */
+    UT_hash_handle hi;      /* in by_ino, when it is the one entry there for its inode */
+    int in_ino;
     fs_attr a;
     uint64_t gen;           /* attr_gen its attributes are from */
     char name[];
@@ -37,7 +40,14 @@ typedef struct dirrec {
     uint64_t token;         /* fetch in progress (0: none, or overtaken) */
     uint64_t token_gen;     /* attr_gen when that fetch started */
     int64_t token_at;
+    fs_attr self;           /* the directory's own attributes ... */
+    int64_t self_at;        /* ... as metad told them then */
+    int has_self;
+    int was_listed;         /* a listing of it served before: list again at once */
+    uint64_t parent;        /* its parent, when this client changed it (0: unknown) */
 } dirrec;
+
+#define GEN_STALE UINT64_MAX    /* an entry whose attributes are not known */
 
 struct dcache {
     pthread_mutex_t mu;
@@ -48,6 +58,7 @@ struct dcache {
     uint64_t next_token;
     dirrec *dirs;
     size_t ndirs;
+    dent *by_ino;           /* listed entries by inode (one per inode) */
     dcache_stats st;
 };
 
@@ -61,11 +72,33 @@ dcache *dcache_new(uint64_t ttl_ms, uint64_t neg_ttl_ms, size_t max_entries)
     return d;
 }
 
+static void unindex(dcache *d, dent *e)
+{
+    if (e->in_ino) {
+        HASH_DELETE(hi, d->by_ino, e);
+        e->in_ino = 0;
+    }
+}
+
+/* Index e by inode unless another entry has that inode (a hard link, or a
+ * file listed in two directories at different times): such entries are
+ * not indexed and never answer positively. */
+static void index_ent(dcache *d, dent *e)
+{
+    dent *x;
+    HASH_FIND(hi, d->by_ino, &e->a.ino, sizeof(uint64_t), x);
+    if (!x) {
+        HASH_ADD(hi, d->by_ino, a.ino, sizeof(uint64_t), e);
+        e->in_ino = 1;
+    }
+}
+
 static void clear_listing(dcache *d, dirrec *r)
 {
     dent *e, *tmp;
     HASH_ITER(hh, r->ents, e, tmp) {
         HASH_DEL(r->ents, e);
+        unindex(d, e);
         free(e);
     }
     d->nentries -= r->nents;
@@ -113,8 +146,10 @@ static void make_room(dcache *d, size_t need, int64_t now)
     HASH_ITER(hh, d->dirs, r, tmp) {
         if (r->listed && !fresh(d, r, now))
             clear_listing(d, r);
+        if (r->has_self && now - r->self_at >= d->ttl_ns)
+            r->has_self = 0;
         if (!r->listed && r->token == 0 && now - r->window_start >= d->ttl_ns &&
-            now >= r->big_until)
+            now >= r->big_until && !r->has_self)
             del_rec(d, r);
     }
     while (d->nentries + need > d->max_entries) {
@@ -129,21 +164,37 @@ static void make_room(dcache *d, size_t need, int64_t now)
     }
 }
 
+/* Names another entry of the same inode may still show it under: a change
+ * of its link count makes every listed attribute suspect. */
+static void links_changed(dcache *d, const dent *old)
+{
+    if (old->a.nlink > 1)
+        d->attr_gen++;
+}
+
 static void put_ent(dcache *d, dirrec *r, const char *name, const fs_attr *a, uint64_t gen)
 {
     dent *e;
     HASH_FIND_STR(r->ents, name, e);
     if (e) {
-        e->a = *a;
+        if (e->a.ino != a->ino) {
+            links_changed(d, e);
+            unindex(d, e);
+            e->a = *a;
+            index_ent(d, e);
+        } else {
+            e->a = *a;
+        }
         e->gen = gen;
         return;
     }
     size_t len = strlen(name);
-    e = xmalloc(sizeof(*e) + len + 1);
+    e = xcalloc(1, sizeof(*e) + len + 1);
     memcpy(e->name, name, len + 1);
     e->a = *a;
     e->gen = gen;
     HASH_ADD_KEYPTR(hh, r->ents, e->name, len, e);
+    index_ent(d, e);
     r->nents++;
     d->nentries++;
 }
@@ -154,10 +205,23 @@ static void del_ent(dcache *d, dirrec *r, const char *name)
     HASH_FIND_STR(r->ents, name, e);
     if (!e)
         return;
+    links_changed(d, e);
     HASH_DEL(r->ents, e);
+    unindex(d, e);
     free(e);
     r->nents--;
     d->nentries--;
+}
+
+/* The entry of inode ino in r's listing (a scan: listings are small). */
+static dent *ent_by_ino(dirrec *r, uint64_t ino)
+{
+    dent *e, *tmp;
+    HASH_ITER(hh, r->ents, e, tmp) {
+        if (e->a.ino == ino)
+            return e;
+    }
+    return NULL;
 }
 
 int dcache_lookup(dcache *d, uint64_t dir, const char *name, fs_attr *a)
@@ -176,7 +240,7 @@ int dcache_lookup(dcache *d, uint64_t dir, const char *name, fs_attr *a)
                 rc = 0;
                 d->st.negative_hits++;
             }
-        } else if (e->gen == d->attr_gen) {
+        } else if (e->gen == d->attr_gen && e->in_ino) {
             *a = e->a;
             rc = 1;
             d->st.hits++;
@@ -186,13 +250,9 @@ int dcache_lookup(dcache *d, uint64_t dir, const char *name, fs_attr *a)
     return rc;
 }
 
-int dcache_want(dcache *d, uint64_t dir, uint64_t *token)
+/* dir's record, made when there is room (NULL otherwise). */
+static dirrec *get_rec(dcache *d, uint64_t dir, int64_t now)
 {
-    if (!enabled(d))
-        return 0;
-    int want = 0;
-    int64_t now = now_mono_ns();
-    pthread_mutex_lock(&d->mu);
     dirrec *r = find_rec(d, dir);
     if (!r) {
         if (d->ndirs >= DIRS_MAX)
@@ -204,13 +264,24 @@ int dcache_want(dcache *d, uint64_t dir, uint64_t *token)
             d->ndirs++;
         }
     }
+    return r;
+}
+
+int dcache_want(dcache *d, uint64_t dir, uint64_t *token)
+{
+    if (!enabled(d))
+        return 0;
+    int want = 0;
+    int64_t now = now_mono_ns();
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = get_rec(d, dir, now);
     if (r && !fresh(d, r, now) && now >= r->big_until &&
         (r->token == 0 || now - r->token_at >= d->ttl_ns)) {
         if (r->lookups == 0 || now - r->window_start >= d->ttl_ns) {
             r->window_start = now;
             r->lookups = 0;
         }
-        if (++r->lookups >= WANT_AFTER) {
+        if (++r->lookups >= WANT_AFTER || r->was_listed) {
             r->lookups = 0;
             r->token = ++d->next_token;
             r->token_gen = d->attr_gen;
@@ -244,6 +315,7 @@ void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents,
     for (size_t i = 0; i < n; i++)
         put_ent(d, r, ents[i].name, &ents[i].a, r->token_gen);
     r->listed = 1;
+    r->was_listed = 1;
     r->listed_at = r->token_at;
     d->st.fills++;
 out:
@@ -257,10 +329,11 @@ void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *nam
         return;
     int64_t now = now_mono_ns();
     pthread_mutex_lock(&d->mu);
-    dirrec *r = find_rec(d, dir);
+    dirrec *r = parent_of_dir ? get_rec(d, dir, now) : find_rec(d, dir);
     if (r) {
         /* A listing being fetched may or may not show this change. */
         r->token = 0;
+        r->has_self = 0;
         if (fresh(d, r, now)) {
             if (a && d->nentries >= d->max_entries)
                 clear_listing(d, r);
@@ -270,11 +343,42 @@ void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *nam
                 del_ent(d, r, name);
         }
     }
+    if (r && parent_of_dir)
+        r->parent = parent_of_dir;
+    /* dir's own entry in its parent's listing: its attributes changed. */
     dirrec *p = parent_of_dir ? find_rec(d, parent_of_dir) : NULL;
     if (p && p != r) {
         p->token = 0;
-        clear_listing(d, p);
+        dent *e = p->listed ? ent_by_ino(p, dir) : NULL;
+        if (e)
+            e->gen = GEN_STALE;
     }
+    pthread_mutex_unlock(&d->mu);
+}
+
+void dcache_attr_set(dcache *d, const fs_attr *a)
+{
+    pthread_mutex_lock(&d->mu);
+    dent *e;
+    HASH_FIND(hi, d->by_ino, &a->ino, sizeof(uint64_t), e);
+    if (a->nlink > 1 || (e && e->a.nlink > 1)) {
+        d->attr_gen++;
+    } else if (e) {
+        e->a = *a;
+        e->gen = d->attr_gen;
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+void dcache_attr_stale(dcache *d, uint64_t ino)
+{
+    pthread_mutex_lock(&d->mu);
+    dent *e;
+    HASH_FIND(hi, d->by_ino, &ino, sizeof(uint64_t), e);
+    if (e && e->a.nlink > 1)
+        d->attr_gen++;
+    else if (e)
+        e->gen = GEN_STALE;
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -293,6 +397,55 @@ void dcache_drop(dcache *d, uint64_t dir)
         r->token = 0;
         clear_listing(d, r);
     }
+    pthread_mutex_unlock(&d->mu);
+}
+
+void dcache_dir_attr(dcache *d, const fs_attr *a)
+{
+    if (!enabled(d) || !S_ISDIR(a->mode))
+        return;
+    int64_t now = now_mono_ns();
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = get_rec(d, a->ino, now);
+    if (r) {
+        r->self = *a;
+        r->self_at = now;
+        r->has_self = 1;
+        /* ... and its entry in its parent's listing, as of now. */
+        dirrec *p = r->parent ? find_rec(d, r->parent) : NULL;
+        dent *e = p && p != r && p->listed ? ent_by_ino(p, a->ino) : NULL;
+        if (e) {
+            e->a = *a;
+            e->gen = d->attr_gen;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+int dcache_get_dir_attr(dcache *d, uint64_t ino, fs_attr *a, uint64_t *age_ms)
+{
+    if (!enabled(d))
+        return 0;
+    int hit = 0;
+    int64_t now = now_mono_ns();
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = find_rec(d, ino);
+    if (r && r->has_self && now - r->self_at < d->ttl_ns) {
+        *a = r->self;
+        *age_ms = (uint64_t)((now - r->self_at) / 1000000);
+        hit = 1;
+        d->st.attr_hits++;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return hit;
+}
+
+void dcache_forget_attr(dcache *d, uint64_t ino)
+{
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = find_rec(d, ino);
+    if (r)
+        r->has_self = 0;
     pthread_mutex_unlock(&d->mu);
 }
 

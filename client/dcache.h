@@ -12,7 +12,9 @@
  * unlinks and renames remove them, a change in a directory drops the
  * listing that holds that directory's own attributes, and a change of some
  * inode's attributes (setattr, xattrs, links, commits) stops names listed
- * before it from answering positively. What other clients change is seen when the
+ * before it from answering positively. A directory's own attributes from
+ * metad's answer to a change in it answer the getattr the kernel sends
+ * after each such change. What other clients change is seen when the
  * listing expires, as with the kernel's caches.
  *
  * Memory is bounded: at most max_entries names in all listings and a
@@ -47,8 +49,9 @@ void dcache_free(dcache *d);
 int dcache_lookup(dcache *d, uint64_t dir, const char *name, fs_attr *a);
 
 /* After a lookup that had to ask metad: whether listing dir now is worth
- * it (the second lookup in it within the ttl, and it was not found too big
- * lately). On 1, *token is passed to dcache_fill. */
+ * it (the second lookup in it within the ttl, or the first once a listing
+ * of it expired; not when it was found too big lately). On 1, *token is
+ * passed to dcache_fill. */
 int dcache_want(dcache *d, uint64_t dir, uint64_t *token);
 
 /* A listing of dir fetched after dcache_want gave token: ents[0..n), whole
@@ -65,15 +68,31 @@ void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents,
 void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *name,
                 const fs_attr *a);
 
+/* This client changed inode a->ino, which metad now shows as a: its listed
+ * entry answers with a from now on. */
+void dcache_attr_set(dcache *d, const fs_attr *a);
+/* This client changed inode ino in a way whose result it does not know:
+ * its listed entry no longer answers positively. */
+void dcache_attr_stale(dcache *d, uint64_t ino);
 /* This client changed some inode's attributes: names listed before now
- * no longer answer positively (negative answers stand). */
+ * no longer answer positively (negative answers stand). Changes of a file
+ * with several links also end here. */
 void dcache_attr_changed(dcache *d);
 
 /* Forget dir's listing. */
 void dcache_drop(dcache *d, uint64_t dir);
 
+/* A directory's own attributes as metad just told them (a getattr, or the
+ * answer to this client's change in it): its next getattr within the ttl
+ * is answered from them. dcache_set on the directory forgets them, as does
+ * dcache_forget_attr (a setattr, xattr change or rename of it). */
+void dcache_dir_attr(dcache *d, const fs_attr *a);
+/* 1 with *a and their age when known and fresh, else 0. */
+int dcache_get_dir_attr(dcache *d, uint64_t ino, fs_attr *a, uint64_t *age_ms);
+void dcache_forget_attr(dcache *d, uint64_t ino);
+
 typedef struct dcache_stats {
-    uint64_t hits, negative_hits, fills, entries, dirs;
+    uint64_t hits, negative_hits, attr_hits, fills, entries, dirs;
 } dcache_stats;
 void dcache_get_stats(dcache *d, dcache_stats *out);
 

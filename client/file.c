@@ -1024,6 +1024,9 @@ static int overlay_locked(const cfile *c, fs_attr *a)
     if (c->has_atime && a->atime != c->atime) {
         a->atime = c->atime;
         changed = 1;
+    } else if (c->has_lazy_atime && c->lazy_atime > a->atime) {
+        a->atime = c->lazy_atime;
+        changed = 1;
     }
     if (c->dirty || c->has_local || c->inflight || c->committing) {
         if (a->size != c->size) {
@@ -1121,6 +1124,36 @@ int cfile_fold_attrs(cfile *c, int has_mode, uint32_t mode, int has_atime, int64
     }
     pthread_mutex_unlock(&c->lock);
     return pending;
+}
+
+void cfile_lazy_atime(cfile *c, int64_t atime)
+{
+    pthread_mutex_lock(&c->lock);
+    c->lazy_atime = atime;
+    c->has_lazy_atime = 1;
+    pthread_mutex_unlock(&c->lock);
+}
+
+int cfile_lazy_atime_get(cfile *c, int64_t *atime, fs_attr *base)
+{
+    pthread_mutex_lock(&c->lock);
+    int have = c->has_lazy_atime && c->have_base;
+    if (have) {
+        *atime = c->lazy_atime;
+        *base = c->base;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return have;
+}
+
+void cfile_lazy_atime_done(cfile *c, int64_t atime, const vv *old, const fs_attr *a)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->has_lazy_atime && c->lazy_atime == atime)
+        c->has_lazy_atime = 0;
+    pthread_mutex_unlock(&c->lock);
+    if (old && a)
+        cfile_attr_changed(c, old, a);
 }
 
 int cfile_noxattr(cfile *c)

@@ -147,6 +147,13 @@ int cfile_set_mtime(cfile *c, int64_t mtime_ns);
  * caller sends a setattr). */
 int cfile_fold_attrs(cfile *c, int has_mode, uint32_t mode, int has_atime, int64_t atime,
                      int has_mtime, int64_t mtime);
+/* An access time the mount writes behind: laid over the attributes until
+ * cfile_lazy_atime_done. cfile_lazy_atime_get returns 1 with it and the
+ * base attributes it applies to, 0 when none waits. Done with old and a:
+ * metad's answer (moving the VV from old); with NULL: given up. */
+void cfile_lazy_atime(cfile *c, int64_t atime);
+int cfile_lazy_atime_get(cfile *c, int64_t *atime, fs_attr *base);
+void cfile_lazy_atime_done(cfile *c, int64_t atime, const vv *old, const fs_attr *a);
 /* Whether the file is known to have no xattrs: set by the creator of a
  * new file, kept across this client's own commits and atime updates,
  * cleared when a base is loaded from metad or the client sets an xattr.

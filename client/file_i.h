@@ -87,6 +87,9 @@ struct cfile {
     int has_mode, has_atime;
     uint32_t mode;
     int64_t atime;
+    /* An access time being written behind (cfile_lazy_atime). */
+    int has_lazy_atime;
+    int64_t lazy_atime;
     int committing;
     int err;                 /* sticky background error */
     vv seen_vv;              /* last VV this client produced or revalidated */

@@ -152,6 +152,15 @@ static int decode_inode(const recr *r, mc_inode *out)
     uint64_t v;
     if (rec_get_u64(r, FT_EXISTED, &v) == 0)
         out->existed = v != 0;
+    const uint8_t *pp;
+    size_t pl;
+    if (rec_get_bytes(r, FT_PARENT_ATTR, &pp, &pl) == 0) {
+        recr pr;
+        if (rec_open(&pr, pp, pl) < 0 || fsrec_get_attr(&pr, &out->dirs[0]) < 0 ||
+            !S_ISDIR(out->dirs[0].mode))
+            return CAIRN_EPROTO;
+        out->ndirs = 1;
+    }
     if (rec_get_u64(r, FT_HASMAP, &v) == 0 && v) {
         out->hasmap = 1;
         size_t n = rec_count(r, FT_SLOT);
@@ -484,6 +493,32 @@ int mc_link(mc *m, uint64_t ino, uint64_t newparent, const char *newname, mc_ino
 
 /* Decode the FT_INODE entries of an FSREC_REPLY; returns the one whose
  * ino differs from skip_ino (the child), if any. */
+/* The FT_INODE of directory ino in a multi-inode answer, into *out. */
+static int reply_dir(const httpc_resp *resp, uint64_t ino, fs_attr *out)
+{
+    recr r;
+    if (rec_open(&r, resp->body, resp->len) < 0)
+        return CAIRN_EPROTO;
+    rec_iter it;
+    rec_iter_init(&it);
+    uint16_t tag;
+    const uint8_t *p;
+    size_t n;
+    while (rec_next(&r, &it, &tag, &p, &n)) {
+        recr in;
+        fs_attr a;
+        if (tag != FT_INODE)
+            continue;
+        if (rec_open(&in, p, n) < 0 || fsrec_get_attr(&in, &a) < 0)
+            return CAIRN_EPROTO;
+        if (a.ino == ino && S_ISDIR(a.mode)) {
+            *out = a;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
 static int reply_child(const httpc_resp *resp, uint64_t parent, mc_inode *child)
 {
     recr r;
@@ -528,6 +563,8 @@ int mc_unlink(mc *m, uint64_t parent, const char *name, const uint64_t *released
     if (rc == 0) {
         if (child_out && reply_child(&keep, parent, child_out) < 0)
             memset(child_out, 0, sizeof(*child_out));
+        if (child_out && reply_dir(&keep, parent, &child_out->dirs[0]) == 0)
+            child_out->ndirs = 1;
         httpc_resp_free(&keep);
     } else if (rc == -ENOENT && retried) {
         rc = 0;
@@ -571,6 +608,13 @@ int mc_rename(mc *m, uint64_t parent, const char *name, uint64_t newparent,
         /* The moved inode comes first. */
         if (moved_out && reply_child(&keep, 0, moved_out) < 0)
             memset(moved_out, 0, sizeof(*moved_out));
+        if (moved_out && moved_out->a.ino) {
+            if (reply_dir(&keep, newparent, &moved_out->dirs[0]) == 0)
+                moved_out->ndirs = 1;
+            if (parent != newparent && moved_out->ndirs == 1 &&
+                reply_dir(&keep, parent, &moved_out->dirs[1]) == 0)
+                moved_out->ndirs = 2;
+        }
         httpc_resp_free(&keep);
     }
     return rc;

@@ -64,6 +64,8 @@ typedef struct mc_inode {
     uint8_t *inl;
     size_t inl_len;
     int existed;             /* create found an existing file */
+    fs_attr dirs[2];         /* directories a namespace change touched, after it */
+    unsigned ndirs;
 } mc_inode;
 
 void mc_inode_clear(mc_inode *i);

@@ -83,6 +83,7 @@ enum fsrec_tag {
     FT_OPEN = 72,      /* u64 1: the request also marks the inode held open */
     FT_CLIENT = 73,    /* client description, e.g. "host:pid" */
     FT_RELEASED = 74,  /* u64 inode the requesting session stopped holding; repeated */
+    FT_PARENT_ATTR = 75, /* nested FSREC_INODE: the directory a create or link changed */
 };
 
 /* setattr FT_VALID bits. *_NOW: the server uses its own clock. */

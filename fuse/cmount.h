@@ -45,6 +45,14 @@ typedef struct cmount {
     int direct_io;           /* every open bypasses the page cache */
     int atime;               /* ATIME_* policy */
     unsigned max_write;
+    /* Access times written behind (ops.c): a bounded queue, one thread. */
+    pthread_mutex_t aq_lock;
+    pthread_cond_t aq_cv;
+    cfile **aq;
+    uint64_t *aq_ino;
+    size_t aq_head, aq_len;
+    int aq_stop, aq_running;
+    pthread_t aq_thread;
     pthread_mutex_t ino_lock;
     inode_ent *inodes;
     uint64_t nlookups;       /* sum of counts, for tests via metrics */
@@ -55,5 +63,8 @@ const struct fuse_lowlevel_ops *cmount_ops(void);
 uint64_t cmount_lookups(cmount *m, uint64_t ino);
 /* Drop everything left in the inode table at unmount. */
 void cmount_forget_all(cmount *m);
+/* Start / stop (after writing what is queued) the access-time writer. */
+void cmount_atime_start(cmount *m);
+void cmount_atime_stop(cmount *m);
 
 #endif

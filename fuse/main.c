@@ -328,6 +328,7 @@ int main(int argc, char **argv)
      * and its attributes. */
     m.dc = dcache_new(MIN(o.attr_timeout_ms, o.entry_timeout_ms), o.neg_timeout_ms,
                       DCACHE_ENTRIES);
+    cmount_atime_start(&m);
     char hn[256] = "";
     gethostname(hn, sizeof(hn) - 1);
     char desc[4400];
@@ -350,6 +351,8 @@ unmount:
 out:
     if (se)
         fuse_session_destroy(se);
+    /* Queued access times go out while metad is still reachable. */
+    cmount_atime_stop(&m);
     if (m.session)
         csession_stop(m.session);
     /* Upload workers run callbacks on cfiles: stop them before the files. */
@@ -357,6 +360,14 @@ out:
         cio_free(m.io);
     if (m.fs)
         cfs_free(m.fs);
+    if (m.dc) {
+        dcache_stats ds;
+        dcache_get_stats(m.dc, &ds);
+        log_info("directory listings: %llu fetched; lookups answered: %llu, of which %llu "
+                 "absent; directory getattrs answered: %llu",
+                 (unsigned long long)ds.fills, (unsigned long long)(ds.hits + ds.negative_hits),
+                 (unsigned long long)ds.negative_hits, (unsigned long long)ds.attr_hits);
+    }
     dcache_free(m.dc);
     if (m.cache)
         ccache_close(m.cache);

@@ -308,7 +308,11 @@ static void note_own_vv(cmount *m, uint64_t ino, cfile *c, const vv *before)
     cfile_vv(c, &cur);
     if (vv_equal(&cur, before))
         return;
-    dcache_attr_changed(m->dc);
+    fs_attr b;
+    if (cfile_base_attr(c, &b) == 0 && vv_equal(&b.vv, &cur))
+        dcache_attr_set(m->dc, &b);
+    else
+        dcache_attr_stale(m->dc, ino);
     if (!m->writeback)
         return;
     pthread_mutex_lock(&m->ino_lock);
@@ -357,6 +361,13 @@ static void dc_set(cmount *m, uint64_t dir, const char *name, const fs_attr *a)
 {
     uint64_t pp = ino_parent(m, dir);
     dcache_set(m->dc, dir, pp == dir ? 0 : pp, name, a);
+}
+
+/* The directories a change answered with, as they are now. */
+static void dc_dirs(cmount *m, const mc_inode *in)
+{
+    for (unsigned i = 0; i < in->ndirs; i++)
+        dcache_dir_attr(m->dc, &in->dirs[i]);
 }
 
 /* Ask metad for a listing of dir when the dcache wants one (called after
@@ -455,7 +466,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
             fs_attr b;
             if (cfile_dirty(c) || cfile_base_attr(c, &b) < 0 || !vv_equal(&b.vv, &ca.vv))
                 known = -1;
-            cfile_put(c);
+                    cfile_put(c);
         }
     }
     mc_inode in;
@@ -517,6 +528,15 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
             return;
         }
     }
+    /* A directory this client changed: metad's answer to that change. */
+    fs_attr da;
+    uint64_t dage;
+    if (!c && dcache_get_dir_attr(m->dc, ino, &da, &dage)) {
+        struct stat st;
+        to_stat(&da, &st);
+        fuse_reply_attr(req, &st, m->attr_timeout - (double)dage / 1000.0);
+        return;
+    }
     mc_inode in;
     int rc = mc_getattr(m->meta, ino, NULL, &in);
     if (rc == -ENOENT && (fi || dir_open(m, ino))) {
@@ -537,6 +557,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         return;
     }
     remember_attr(m, &in.a);
+    dcache_dir_attr(m->dc, &in.a);
     overlay(m, &in.a);
     struct stat st;
     to_stat(&in.a, &st);
@@ -683,8 +704,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
             cfile_set_mtime(c, mt);
         mc_inode r;
             rc = mc_setattr(m->meta, ino, &in, &r);
-        if (rc == 0)
-            dcache_attr_changed(m->dc);
+        dcache_forget_attr(m->dc, ino);
+        if (rc == 0) {
+            dcache_attr_set(m->dc, &r.a);
+            dcache_dir_attr(m->dc, &r.a);
+        }
         if (c) {
             if (rc == 0) {
                 /* Our own change: a buffered commit goes on from it rather
@@ -752,6 +776,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         return;
     }
     dc_set(m, parent, name, &in.a);
+    dc_dirs(m, &in);
     reply_entry(req, parent, &in.a);
     mc_inode_clear(&in);
 }
@@ -770,6 +795,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         return;
     }
     dc_set(m, parent, name, &in.a);
+    dc_dirs(m, &in);
     reply_entry(req, parent, &in.a);
     mc_inode_clear(&in);
 }
@@ -790,6 +816,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
         return;
     }
     dc_set(m, parent, name, &in.a);
+    dc_dirs(m, &in);
     reply_entry(req, parent, &in.a);
     mc_inode_clear(&in);
 }
@@ -802,13 +829,15 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     if (rc == 0)
         rc = mc_link(m->meta, ino, newparent, newname, &in);
     cfs_ns_changed(m->fs);
-    dcache_attr_changed(m->dc);   /* the inode's nlink, under its other names */
     if (rc < 0) {
         dcache_drop(m->dc, newparent);
         reply_ino_err(req, rc);
         return;
     }
     dc_set(m, newparent, newname, &in.a);
+    dcache_attr_set(m->dc, &in.a);   /* its nlink, under its other names */
+    dc_dirs(m, &in);
+    dcache_forget_attr(m->dc, in.a.ino);
     reply_entry(req, newparent, &in.a);
     mc_inode_clear(&in);
 }
@@ -826,9 +855,12 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         cfs_ns_changed(m->fs);
         if (rc == 0) {
             dc_set(m, parent, name, NULL);
+            dc_dirs(m, &child);
             /* Other names of the inode now show one link less. */
-            if (child.a.ino == 0 || child.a.nlink > 0)
+            if (child.a.ino == 0)
                 dcache_attr_changed(m->dc);
+            else
+                dcache_attr_set(m->dc, &child.a);
             mc_inode_clear(&child);
         } else {
             dcache_drop(m->dc, parent);
@@ -864,14 +896,24 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         mc_inode moved;
         rc = mc_rename(m->meta, parent, name, newparent, newname, flags, rel, nrel, &moved);
         csession_releases_sent(m->session, rel, nrel, rc == 0);
-        /* The moved inode's ctime, and the links of one it replaced. */
-        dcache_attr_changed(m->dc);
         if (rc == 0 && !(flags & RENAME_EXCHANGE) && moved.a.ino != 0) {
+            /* Replacing a name's entry accounts for the links of what it
+             * named; the moved inode's ctime changed. */
             dc_set(m, parent, name, NULL);
             dc_set(m, newparent, newname, &moved.a);
+            dcache_attr_set(m->dc, &moved.a);
+            dcache_forget_attr(m->dc, moved.a.ino);
+            dc_dirs(m, &moved);
         } else {
+            /* An exchange (or an answer without attributes): forget what
+             * either side showed. */
+            dcache_attr_changed(m->dc);
             dcache_drop(m->dc, parent);
             dcache_drop(m->dc, newparent);
+            dcache_forget_attr(m->dc, parent);
+            dcache_forget_attr(m->dc, newparent);
+            if (moved.a.ino)
+                dcache_forget_attr(m->dc, moved.a.ino);
         }
         mc_inode_clear(&moved);
         cfs_ns_changed(M(req)->fs);
@@ -917,7 +959,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (rc == 0 && (fi->flags & O_TRUNC)) {
         fs_attr a;
         rc = cfile_truncate(c, 0, &a);
-        dcache_attr_changed(m->dc);
+        if (rc == 0)
+            dcache_attr_set(m->dc, &a);
+        else
+            dcache_attr_stale(m->dc, ino);
         changed = 1;
     }
     if (rc < 0) {
@@ -945,6 +990,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         return;
     }
     dc_set(m, parent, name, &in.a);
+    dc_dirs(m, &in);
     if (!S_ISREG(in.a.mode)) {
         mc_inode_clear(&in);
         reply_err(req, -EISDIR);
@@ -964,7 +1010,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         if (rc == 0 && (fi->flags & O_TRUNC)) {
             fs_attr a;
             rc = cfile_truncate(c, 0, &a);
-            dcache_attr_changed(m->dc);
+            if (rc == 0)
+                dcache_attr_set(m->dc, &a);
+            else
+                dcache_attr_stale(m->dc, in.a.ino);
             if (rc == 0)
                 in.a = a;
         }
@@ -1036,8 +1085,11 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out)
         mc_inode r;
         memset(&r, 0, sizeof(r));
         int rc = mc_setattr(m->meta, ino, &in, &r);
-        if (rc == 0)
-            dcache_attr_changed(m->dc);
+        dcache_forget_attr(m->dc, ino);
+        if (rc == 0) {
+            dcache_attr_set(m->dc, &r.a);
+            dcache_dir_attr(m->dc, &r.a);
+        }
         int again = rc == CAIRN_ECONFLICT && r.a.ino == ino;
         if (rc == 0)
             *out = r.a;
@@ -1052,11 +1104,129 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out)
     return 0;
 }
 
+/*
+ * Access times of files are written behind: the read that makes one due
+ * lays it over the file's attributes (so stat shows it at once) and queues
+ * it; one thread sends the setattrs. A read does not wait for metad's
+ * durable write of a time nobody asked for, which would double the cost of
+ * opening and reading a small file. The queue is bounded; when it is full
+ * the reader writes its atime itself. An atime still queued when the client
+ * dies is lost, as with lazytime on a local file system.
+ */
+#define ATIME_QUEUE_MAX 4096
+
+static int atime_queue(cmount *m, uint64_t ino, int64_t t)
+{
+    pthread_mutex_lock(&m->aq_lock);
+    int queued = m->aq_running && !m->aq_stop && m->aq_len < ATIME_QUEUE_MAX;
+    if (queued) {
+        size_t i = (m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX;
+        m->aq[i] = cfs_file(m->fs, ino);
+        m->aq_ino[i] = ino;
+        cfile_lazy_atime(m->aq[i], t);
+        pthread_cond_signal(&m->aq_cv);
+    }
+    pthread_mutex_unlock(&m->aq_lock);
+    return queued;
+}
+
+/* Send the access time c has waiting; one retry after a conflict. */
+static void atime_write(cmount *m, cfile *c, uint64_t ino)
+{
+    int64_t t;
+    fs_attr a;
+    if (!cfile_lazy_atime_get(c, &t, &a))
+        return;
+    const vv base = a.vv;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (a.atime >= t)
+            break;
+        mc_setattr_in in = {
+            .valid = SA_ATIME | SA_CTIME, .atime = t, .ctime = a.ctime, .if_match = &a.vv,
+        };
+        mc_inode r;
+        memset(&r, 0, sizeof(r));
+        int rc = mc_setattr(m->meta, ino, &in, &r);
+        if (rc == 0) {
+            dcache_attr_set(m->dc, &r.a);
+            cfile_lazy_atime_done(c, t, &base, &r.a);
+            note_own_vv(m, ino, c, &base);
+            mc_inode_clear(&r);
+            return;
+        }
+        int again = rc == CAIRN_ECONFLICT && r.a.ino == ino;
+        if (again)
+            a = r.a;
+        mc_inode_clear(&r);
+        if (!again)
+            break;
+    }
+    cfile_lazy_atime_done(c, t, NULL, NULL);
+}
+
+static void *atime_main(void *arg)
+{
+    cmount *m = arg;
+    pthread_mutex_lock(&m->aq_lock);
+    for (;;) {
+        while (m->aq_len == 0 && !m->aq_stop)
+            pthread_cond_wait(&m->aq_cv, &m->aq_lock);
+        if (m->aq_len == 0)
+            break;
+        cfile *c = m->aq[m->aq_head];
+        uint64_t ino = m->aq_ino[m->aq_head];
+        m->aq_head = (m->aq_head + 1) % ATIME_QUEUE_MAX;
+        m->aq_len--;
+        pthread_mutex_unlock(&m->aq_lock);
+        atime_write(m, c, ino);
+        cfile_put(c);
+        pthread_mutex_lock(&m->aq_lock);
+    }
+    pthread_mutex_unlock(&m->aq_lock);
+    return NULL;
+}
+
+void cmount_atime_start(cmount *m)
+{
+    pthread_mutex_init(&m->aq_lock, NULL);
+    pthread_cond_init(&m->aq_cv, NULL);
+    m->aq = xcalloc(ATIME_QUEUE_MAX, sizeof(*m->aq));
+    m->aq_ino = xcalloc(ATIME_QUEUE_MAX, sizeof(*m->aq_ino));
+    m->aq_running = pthread_create(&m->aq_thread, NULL, atime_main, m) == 0;
+    if (!m->aq_running)
+        log_warn("no access-time writer thread: reads write access times themselves");
+}
+
+void cmount_atime_stop(cmount *m)
+{
+    if (!m->aq)
+        return;
+    pthread_mutex_lock(&m->aq_lock);
+    m->aq_stop = 1;
+    pthread_cond_broadcast(&m->aq_cv);
+    pthread_mutex_unlock(&m->aq_lock);
+    if (m->aq_running)
+        pthread_join(m->aq_thread, NULL);
+    m->aq_running = 0;
+    free(m->aq);
+    free(m->aq_ino);
+    m->aq = NULL;
+    m->aq_ino = NULL;
+    pthread_cond_destroy(&m->aq_cv);
+    pthread_mutex_destroy(&m->aq_lock);
+}
+
 static void touch_atime(cmount *m, fh *h)
 {
     h->atime_done = 1;
     fs_attr a, out;
     if (m->atime == ATIME_NOATIME || cfile_base_attr(h->f, &a) < 0 || cfile_dirty(h->f))
+        return;
+    /* An atime already waiting to be written counts. */
+    cfile_overlay(h->f, &a);
+    if (!atime_due(m, &a))
+        return;
+    if (atime_queue(m, h->ino, now_realtime_ns()))
         return;
     if (atime_update(m, h->ino, a, &out) == 1)
         cfile_attr_changed(h->f, &a.vv, &out);
@@ -1476,7 +1646,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
         f |= 2;
     int rc = mc_xattr_set(M(req)->meta, ino, name, value, size, f);
     cfs_ns_changed(M(req)->fs);
-    dcache_attr_changed(M(req)->dc);
+    dcache_attr_stale(M(req)->dc, ino);
+    dcache_forget_attr(M(req)->dc, ino);
     reply_ino_err(req, rc);
 }
 
@@ -1515,7 +1686,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     int rc = mc_xattr_remove(M(req)->meta, ino, name);
     cfs_ns_changed(M(req)->fs);
-    dcache_attr_changed(M(req)->dc);
+    dcache_attr_stale(M(req)->dc, ino);
+    dcache_forget_attr(M(req)->dc, ino);
     reply_ino_err(req, rc);
 }
 
@@ -1539,7 +1711,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
             if (end > in.a.size) {
                 fs_attr a;
                 rc = cfile_truncate(h->f, end, &a);
-                dcache_attr_changed(m->dc);
+                if (rc == 0)
+                    dcache_attr_set(m->dc, &a);
+                else
+                    dcache_attr_stale(m->dc, ino);
             }
             mc_inode_clear(&in);
         }

@@ -466,6 +466,22 @@ fail:
 
 enum { MK_CREATE, MK_MKNOD, MK_MKDIR, MK_SYMLINK };
 
+/* The directory a create or link changed (dir), after the change, as
+ * FT_PARENT_ATTR: the client answers its next getattr without asking. */
+static void put_parent_attr(recw *w, const fs_result *res, uint64_t dir)
+{
+    recw x;
+
+    for (unsigned i = 1; i < res->n; i++) {
+        if (res->attr[i].ino == dir && S_ISDIR(res->attr[i].mode)) {
+            fs_put_attr_rec(&x, &res->attr[i], NULL);
+            recw_rec(w, FT_PARENT_ATTR, &x);
+            recw_free(&x);
+            return;
+        }
+    }
+}
+
 static void make_node(httpd_req *rq, metad *m, int kind)
 {
     recr r;
@@ -536,6 +552,7 @@ static void make_node(httpd_req *rq, metad *m, int kind)
         fs_put_attr_rec(&a.w, &res.attr[0], kind == MK_SYMLINK ? op->target : NULL);
         if (res.existed)
             recw_u64(&a.w, FT_EXISTED, 1);
+        put_parent_attr(&a.w, &res, op->parent);
         a.has = a.has_etag = 1;
         a.etag = res.attr[0].vv;
     }
@@ -621,6 +638,7 @@ static void change_names(httpd_req *rq, metad *m, uint8_t type)
     if (rc == 0) {
         if (type == FSOP_LINK) {
             fs_put_attr_rec(&a.w, &res.attr[0], NULL);
+            put_parent_attr(&a.w, &res, op->newparent);
             a.etag = res.attr[0].vv;
             a.has_etag = 1;
         } else {

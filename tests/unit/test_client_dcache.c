@@ -79,14 +79,24 @@ static void test_own_changes_keep_it_true(void **st)
     dcache *d = dcache_new(60000, 60000, 1000);
     fs_attr a, n = file_attr(5000, 7);
     fill_n(d, DIR1, 3, 1000);
-    fill_n(d, ROOT, 2, 10);
+    fill_n(d, ROOT, 2, DIR1);   /* ROOT/f0 is DIR1 */
     dcache_set(d, DIR1, ROOT, "new", &n);
     assert_int_equal(dcache_lookup(d, DIR1, "new", &a), 1);
     assert_int_equal(a.ino, 5000);
     dcache_set(d, DIR1, ROOT, "f0", NULL);
     assert_int_equal(dcache_lookup(d, DIR1, "f0", &a), 0);
-    /* DIR1's own attributes, held by its parent's listing, are stale. */
+    /* DIR1's own attributes, held by its parent's listing, are stale... */
     assert_int_equal(dcache_lookup(d, ROOT, "f0", &a), -1);
+    assert_int_equal(dcache_lookup(d, ROOT, "f1", &a), 1);
+    /* ... until metad's answer to the change brings them. */
+    fs_attr da;
+    memset(&da, 0, sizeof(da));
+    da.ino = DIR1;
+    da.mode = S_IFDIR | 0755;
+    da.nlink = 7;
+    dcache_dir_attr(d, &da);
+    assert_int_equal(dcache_lookup(d, ROOT, "f0", &a), 1);
+    assert_int_equal(a.nlink, 7);
     dcache_drop(d, DIR1);
     assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), -1);
     dcache_free(d);
@@ -104,6 +114,55 @@ static void test_attr_change_stops_positive_answers(void **st)
     /* A name set after the change carries current attributes. */
     dcache_set(d, DIR1, 0, "new", &n);
     assert_int_equal(dcache_lookup(d, DIR1, "new", &a), 1);
+    dcache_free(d);
+}
+
+static void test_attr_set_and_stale_by_inode(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 1000);
+    fs_attr a;
+    fill_n(d, DIR1, 3, 1000);
+    fill_n(d, DIR2, 2, 2000);
+    /* One inode's new attributes: only its entry changes. */
+    fs_attr n = file_attr(1001, 4096);
+    dcache_attr_set(d, &n);
+    assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), 1);
+    assert_int_equal(a.size, 4096);
+    assert_int_equal(dcache_lookup(d, DIR1, "f2", &a), 1);
+    assert_int_equal(a.size, 2);
+    assert_int_equal(dcache_lookup(d, DIR2, "f0", &a), 1);
+    /* A change of unknown result: that entry asks metad. */
+    dcache_attr_stale(d, 1002);
+    assert_int_equal(dcache_lookup(d, DIR1, "f2", &a), -1);
+    assert_int_equal(dcache_lookup(d, DIR1, "f0", &a), 1);
+    /* A file with several links: every listed attribute is suspect. */
+    n = file_attr(2000, 1);
+    n.nlink = 2;
+    dcache_attr_set(d, &n);
+    assert_int_equal(dcache_lookup(d, DIR1, "f0", &a), -1);
+    assert_int_equal(dcache_lookup(d, DIR2, "f1", &a), -1);
+    dcache_free(d);
+}
+
+static void test_same_inode_twice_not_answered(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 1000);
+    fs_attr a;
+    fill_n(d, DIR1, 2, 1000);
+    /* DIR2 lists inode 1000 too (a hard link seen at another time). */
+    fill_n(d, DIR2, 2, 1000);
+    assert_int_equal(dcache_lookup(d, DIR1, "f0", &a), 1);
+    assert_int_equal(dcache_lookup(d, DIR2, "f0", &a), -1);
+    assert_int_equal(dcache_lookup(d, DIR2, "nope", &a), 0);
+    /* Removing a name of a multiply linked inode makes the rest suspect. */
+    fs_attr two = file_attr(3000, 1);
+    two.nlink = 2;
+    dcache_set(d, DIR1, 0, "hl", &two);
+    assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), 1);
+    dcache_set(d, DIR1, 0, "hl", NULL);
+    assert_int_equal(dcache_lookup(d, DIR1, "f1", &a), -1);
     dcache_free(d);
 }
 
@@ -155,6 +214,37 @@ static void test_negative_needs_neg_ttl(void **st)
     dcache_free(d);
 }
 
+static void test_dir_attrs(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 0, 1000);
+    fs_attr a, dir;
+    uint64_t age = 99;
+    memset(&dir, 0, sizeof(dir));
+    dir.ino = DIR1;
+    dir.mode = S_IFDIR | 0755;
+    dir.nlink = 2;
+    assert_int_equal(dcache_get_dir_attr(d, DIR1, &a, &age), 0);
+    dcache_dir_attr(d, &dir);
+    assert_int_equal(dcache_get_dir_attr(d, DIR1, &a, &age), 1);
+    assert_int_equal(a.nlink, 2);
+    assert_true(age < 1000);
+    /* A change in the directory forgets them until metad's answer. */
+    dcache_set(d, DIR1, 0, "x", NULL);
+    assert_int_equal(dcache_get_dir_attr(d, DIR1, &a, &age), 0);
+    dir.nlink = 3;
+    dcache_dir_attr(d, &dir);
+    assert_int_equal(dcache_get_dir_attr(d, DIR1, &a, &age), 1);
+    assert_int_equal(a.nlink, 3);
+    dcache_forget_attr(d, DIR1);
+    assert_int_equal(dcache_get_dir_attr(d, DIR1, &a, &age), 0);
+    /* Files are not kept. */
+    fs_attr f = file_attr(DIR2, 1);
+    dcache_dir_attr(d, &f);
+    assert_int_equal(dcache_get_dir_attr(d, DIR2, &a, &age), 0);
+    dcache_free(d);
+}
+
 static void test_expires(void **st)
 {
     (void)st;
@@ -162,10 +252,21 @@ static void test_expires(void **st)
     fs_attr a;
     fill_n(d, DIR1, 3, 1000);
     assert_int_equal(dcache_lookup(d, DIR1, "f2", &a), 1);
+    fs_attr dir;
+    uint64_t age;
+    memset(&dir, 0, sizeof(dir));
+    dir.ino = DIR2;
+    dir.mode = S_IFDIR | 0755;
+    dcache_dir_attr(d, &dir);
+    assert_int_equal(dcache_get_dir_attr(d, DIR2, &a, &age), 1);
     struct timespec ts = {0, 80 * 1000000L};
     nanosleep(&ts, NULL);
     assert_int_equal(dcache_lookup(d, DIR1, "f2", &a), -1);
     assert_int_equal(dcache_lookup(d, DIR1, "absent", &a), -1);
+    assert_int_equal(dcache_get_dir_attr(d, DIR2, &a, &age), 0);
+    /* A directory listed before is listed again at its first lookup. */
+    uint64_t tok = 0;
+    assert_int_equal(dcache_want(d, DIR1, &tok), 1);
     dcache_free(d);
 }
 
@@ -206,9 +307,12 @@ int main(void)
         cmocka_unit_test(test_answers_positive_and_negative),
         cmocka_unit_test(test_own_changes_keep_it_true),
         cmocka_unit_test(test_attr_change_stops_positive_answers),
+        cmocka_unit_test(test_attr_set_and_stale_by_inode),
+        cmocka_unit_test(test_same_inode_twice_not_answered),
         cmocka_unit_test(test_fill_overtaken_by_own_change_is_not_kept),
         cmocka_unit_test(test_incomplete_listing_marks_big),
         cmocka_unit_test(test_negative_needs_neg_ttl),
+        cmocka_unit_test(test_dir_attrs),
         cmocka_unit_test(test_expires),
         cmocka_unit_test(test_memory_bound),
         cmocka_unit_test(test_disabled),
