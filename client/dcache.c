@@ -16,6 +16,7 @@
 #include "common/util.h"
 
 #define DIRS_MAX 4096u      /* directory records kept at most */
+#define RECENT 64u          /* inodes changed here, remembered for fills in flight */
 #define WANT_AFTER 2u       /* lookups in a directory within a ttl before listing it */
 
 typedef struct dent {
@@ -39,10 +40,13 @@ typedef struct dirrec {
     int64_t big_until;      /* too big to list until then */
     uint64_t token;         /* fetch in progress (0: none, or overtaken) */
     uint64_t token_gen;     /* attr_gen when that fetch started */
+    uint64_t token_seq;     /* change_seq when that fetch started */
     int64_t token_at;
     fs_attr self;           /* the directory's own attributes ... */
     int64_t self_at;        /* ... as metad told them then */
     int has_self;
+    vv seen;                /* newest VV of the directory stored as self */
+    int have_seen;
     int was_listed;         /* a listing of it served before: list again at once */
     uint64_t parent;        /* its parent, when this client changed it (0: unknown) */
 } dirrec;
@@ -59,6 +63,10 @@ struct dcache {
     dirrec *dirs;
     size_t ndirs;
     dent *by_ino;           /* listed entries by inode (one per inode) */
+    /* Inodes this client changed, newest at change_seq % RECENT: a listing
+     * fetched meanwhile may show them as they were before. */
+    uint64_t change_seq;
+    uint64_t recent[RECENT];
     dcache_stats st;
 };
 
@@ -285,6 +293,7 @@ int dcache_want(dcache *d, uint64_t dir, uint64_t *token)
             r->lookups = 0;
             r->token = ++d->next_token;
             r->token_gen = d->attr_gen;
+            r->token_seq = d->change_seq;
             r->token_at = now;
             *token = r->token;
             want = 1;
@@ -309,11 +318,22 @@ void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents,
         r->big_until = now + d->ttl_ns;
         goto out;
     }
+    if (d->change_seq - r->token_seq > RECENT) {
+        /* Too much changed here meanwhile to tell what it shows. */
+        r->token = 0;
+        goto out;
+    }
     clear_listing(d, r);
     make_room(d, n, now);   /* r survives: its token is still set */
     r->token = 0;
     for (size_t i = 0; i < n; i++)
         put_ent(d, r, ents[i].name, &ents[i].a, r->token_gen);
+    /* What this client changed while the listing was on its way. */
+    for (uint64_t s = r->token_seq + 1; s <= d->change_seq; s++) {
+        dent *e = ent_by_ino(r, d->recent[s % RECENT]);
+        if (e)
+            e->gen = GEN_STALE;
+    }
     r->listed = 1;
     r->was_listed = 1;
     r->listed_at = r->token_at;
@@ -356,16 +376,29 @@ void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *nam
     pthread_mutex_unlock(&d->mu);
 }
 
+static void note_change(dcache *d, uint64_t ino)
+{
+    d->change_seq++;
+    d->recent[d->change_seq % RECENT] = ino;
+}
+
 void dcache_attr_set(dcache *d, const fs_attr *a)
 {
     pthread_mutex_lock(&d->mu);
+    note_change(d, a->ino);
     dent *e;
     HASH_FIND(hi, d->by_ino, &a->ino, sizeof(uint64_t), e);
     if (a->nlink > 1 || (e && e->a.nlink > 1)) {
         d->attr_gen++;
     } else if (e) {
-        e->a = *a;
-        e->gen = d->attr_gen;
+        /* Answers to concurrent changes can arrive out of order. */
+        enum vv_order o = vv_compare(&a->vv, &e->a.vv);
+        if (o == VV_EQUAL || o == VV_DOMINATES) {
+            e->a = *a;
+            e->gen = d->attr_gen;
+        } else if (o == VV_CONCURRENT) {
+            e->gen = GEN_STALE;
+        }
     }
     pthread_mutex_unlock(&d->mu);
 }
@@ -373,6 +406,7 @@ void dcache_attr_set(dcache *d, const fs_attr *a)
 void dcache_attr_stale(dcache *d, uint64_t ino)
 {
     pthread_mutex_lock(&d->mu);
+    note_change(d, ino);
     dent *e;
     HASH_FIND(hi, d->by_ino, &ino, sizeof(uint64_t), e);
     if (e && e->a.nlink > 1)
@@ -407,7 +441,17 @@ void dcache_dir_attr(dcache *d, const fs_attr *a)
     int64_t now = now_mono_ns();
     pthread_mutex_lock(&d->mu);
     dirrec *r = get_rec(d, a->ino, now);
+    enum vv_order o = r && r->have_seen ? vv_compare(&a->vv, &r->seen) : VV_DOMINATES;
+    if (r && (o == VV_DOMINATED || o == VV_CONCURRENT)) {
+        /* An answer older than one already seen (answers to concurrent
+         * requests can arrive out of order). */
+        if (o == VV_CONCURRENT)
+            r->has_self = 0;
+        r = NULL;
+    }
     if (r) {
+        r->seen = a->vv;
+        r->have_seen = 1;
         r->self = *a;
         r->self_at = now;
         r->has_self = 1;

@@ -17,6 +17,7 @@
 
 #include "client/dcache.h"
 #include "common/util.h"
+#include "common/vv.h"
 
 #define DIR1 100
 #define DIR2 200
@@ -245,6 +246,66 @@ static void test_dir_attrs(void **st)
     dcache_free(d);
 }
 
+static vv vv_at(uint64_t n)
+{
+    vv v;
+    vv_init(&v);
+    for (uint64_t i = 0; i < n; i++)
+        vv_bump(&v, 1);
+    return v;
+}
+
+/* Answers to concurrent requests arrive out of order: an older VV never
+ * replaces a newer one. */
+static void test_out_of_order_answers(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 0, 1000);
+    fs_attr a, dir;
+    uint64_t age;
+    memset(&dir, 0, sizeof(dir));
+    dir.ino = DIR1;
+    dir.mode = S_IFDIR | 0755;
+    dir.nlink = 5;
+    dir.vv = vv_at(5);
+    dcache_dir_attr(d, &dir);
+    dir.nlink = 4;
+    dir.vv = vv_at(4);
+    dcache_dir_attr(d, &dir);
+    assert_int_equal(dcache_get_dir_attr(d, DIR1, &a, &age), 1);
+    assert_int_equal(a.nlink, 5);
+
+    fill_n(d, DIR2, 2, 2000);
+    fs_attr f = file_attr(2000, 77);
+    f.vv = vv_at(3);
+    dcache_attr_set(d, &f);
+    f.size = 66;
+    f.vv = vv_at(2);
+    dcache_attr_set(d, &f);
+    assert_int_equal(dcache_lookup(d, DIR2, "f0", &a), 1);
+    assert_int_equal(a.size, 77);
+    dcache_free(d);
+}
+
+/* A listing on its way while this client changes an inode in it may show
+ * the inode as it was: that entry asks metad. */
+static void test_change_during_fill(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 0, 1000);
+    uint64_t tok = 0;
+    fs_attr a;
+    dcache_want(d, DIR1, &tok);
+    assert_int_equal(dcache_want(d, DIR1, &tok), 1);
+    fs_attr changed = file_attr(501, 9);
+    dcache_attr_set(d, &changed);
+    mc_dirent e[2] = {{.name = "a", .a = file_attr(500, 1)}, {.name = "b", .a = file_attr(501, 1)}};
+    dcache_fill(d, DIR1, tok, e, 2, 1);
+    assert_int_equal(dcache_lookup(d, DIR1, "a", &a), 1);
+    assert_int_equal(dcache_lookup(d, DIR1, "b", &a), -1);
+    dcache_free(d);
+}
+
 static void test_expires(void **st)
 {
     (void)st;
@@ -313,6 +374,8 @@ int main(void)
         cmocka_unit_test(test_incomplete_listing_marks_big),
         cmocka_unit_test(test_negative_needs_neg_ttl),
         cmocka_unit_test(test_dir_attrs),
+        cmocka_unit_test(test_out_of_order_answers),
+        cmocka_unit_test(test_change_during_fill),
         cmocka_unit_test(test_expires),
         cmocka_unit_test(test_memory_bound),
         cmocka_unit_test(test_disabled),
