@@ -43,6 +43,9 @@
 #define DEFAULT_SEGMENT_MAX (256ull << 20)
 #define DEFAULT_MAX_PENDING (64ull << 20)
 #define NO_CUT SIZE_MAX
+/* The segment being written is extended with zeros this much at a time:
+ * a sync then only has to flush data, not the file's growing size. */
+#define PREALLOC_STEP (1u << 20)
 
 struct wal {
     /* Set by wal_open, read-only afterwards. */
@@ -57,6 +60,8 @@ struct wal {
     int fd;                     /* segment being written, or -1 after a failure */
     uint64_t seg_first;         /* its first lsn (its name) */
     uint64_t seg_size;          /* its length in bytes, header included */
+    uint64_t seg_alloc;         /* its file size: seg_size and zeros after it */
+    int prealloc_off;           /* extending failed (a full disk): not in this segment */
     int seg_dirty;              /* written since its last fdatasync */
     buf inflight;               /* the batch being written */
 
@@ -260,6 +265,8 @@ fail:
     return rc;
 }
 
+static int seg_trim(wal *w, flush_io *io);
+
 /* Flusher: end the current segment (synced first, so only the newest
  * segment can ever have a torn tail) and start one at first_lsn. */
 static int seg_switch(wal *w, uint64_t first_lsn, flush_io *io)
@@ -272,6 +279,10 @@ static int seg_switch(wal *w, uint64_t first_lsn, flush_io *io)
             return rc;
         w->seg_dirty = 0;
     }
+    /* Only the newest segment may end in zeros. */
+    rc = seg_trim(w, io);
+    if (rc < 0)
+        return rc;
     rc = seg_create(w, first_lsn, &fd, io);
     if (rc < 0)
         return rc;
@@ -279,12 +290,53 @@ static int seg_switch(wal *w, uint64_t first_lsn, flush_io *io)
     w->fd = fd;
     w->seg_first = first_lsn;
     w->seg_size = WAL_HDR_LEN;
+    w->seg_alloc = WAL_HDR_LEN;
+    w->prealloc_off = 0;
     io->rotated_at = first_lsn;
 
     pthread_mutex_lock(&w->seg_mu);
     segs_push(w, first_lsn);
     pthread_mutex_unlock(&w->seg_mu);
     return 0;
+}
+
+/* Zeros up to a whole step past end, so that the file need not grow with
+ * each batch. Recovery reads zeros after the last frame as the end of the
+ * log; a segment is cut back to its frames before the next one begins. */
+static void seg_reserve(wal *w, uint64_t end)
+{
+    static const uint8_t zeros[64 << 10];
+
+    if (w->no_sync || w->prealloc_off || end <= w->seg_alloc)
+        return;
+    uint64_t want = (end + PREALLOC_STEP - 1) / PREALLOC_STEP * PREALLOC_STEP;
+    uint64_t off = MAX(w->seg_alloc, w->seg_size);
+    while (off < want) {
+        size_t n = (size_t)MIN((uint64_t)sizeof(zeros), want - off);
+        if (pwrite_full(w->fd, zeros, n, (off_t)off) < 0) {
+            /* Out of space (or other trouble): records go on without it,
+             * and the write itself reports what is wrong. The zeros that
+             * did land may be partly beyond the end: fstat tells. */
+            struct stat st;
+            w->prealloc_off = 1;
+            off = fstat(w->fd, &st) == 0 ? (uint64_t)st.st_size : off;
+            break;
+        }
+        off += n;
+    }
+    w->seg_alloc = MAX(w->seg_alloc, off);
+}
+
+/* Cut the current segment back to its frames (before it is closed for
+ * good), durably. */
+static int seg_trim(wal *w, flush_io *io)
+{
+    if (w->fd < 0 || w->seg_alloc <= w->seg_size)
+        return 0;
+    if (ftruncate(w->fd, (off_t)w->seg_size) < 0)
+        return -errno;
+    w->seg_alloc = w->seg_size;
+    return do_sync(w, w->fd, io);
 }
 
 static int seg_append(wal *w, const uint8_t *p, size_t n, flush_io *io)
@@ -296,10 +348,12 @@ static int seg_append(wal *w, const uint8_t *p, size_t n, flush_io *io)
         io->fault_write = 0;
         return rc;
     }
+    seg_reserve(w, w->seg_size + n);
     rc = pwrite_full(w->fd, p, n, (off_t)w->seg_size);
     if (rc < 0)
         return rc;
     w->seg_size += n;
+    w->seg_alloc = MAX(w->seg_alloc, w->seg_size);
     w->seg_dirty = 1;
     return 0;
 }
@@ -638,6 +692,22 @@ static int rd_get(rd *r, uint64_t off, size_t n, const uint8_t **out)
     return 0;
 }
 
+/* Whether file bytes [off, end) are all zero (preallocated space). */
+static int all_zero(rd *r, uint64_t off, uint64_t end)
+{
+    while (off < end) {
+        size_t n = (size_t)MIN((uint64_t)4096, end - off);
+        const uint8_t *p;
+        if (rd_get(r, off, n, &p) < 0)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            if (p[i])
+                return 0;
+        off += n;
+    }
+    return 1;
+}
+
 /* Decode the frame at off: 0 = well formed (length in range, CRC good; its
  * lsn may still be unexpected), 1 = not a frame, <0 = I/O error. */
 static int frame_at(rd *r, uint64_t off, uint64_t *lsn, const uint8_t **payload, uint32_t *len)
@@ -826,9 +896,14 @@ static int seg_scan(recovery *rv, uint64_t first_lsn, int fd, uint64_t size, int
             rc = CAIRN_ECORRUPT;
             goto out;
         }
-        log_warn("wal: %s/%s: torn tail at offset %" PRIu64 ": cutting %" PRIu64
-                 " bytes, log ends at lsn %" PRIu64,
-                 w->dir, name, off, size - off, rv->next - 1);
+        if (all_zero(&r, off, size))
+            log_info("wal: %s/%s: log ends at lsn %" PRIu64 " (offset %" PRIu64
+                     "); cutting %" PRIu64 " preallocated bytes",
+                     w->dir, name, rv->next - 1, off, size - off);
+        else
+            log_warn("wal: %s/%s: torn tail at offset %" PRIu64 ": cutting %" PRIu64
+                     " bytes, log ends at lsn %" PRIu64,
+                     w->dir, name, off, size - off, rv->next - 1);
         *cut_at = off;
         rc = 0;
         goto out;
@@ -986,6 +1061,7 @@ static int recover(wal *w, recovery *rv)
     fd = -1;
     w->seg_first = segs[kept - 1];
     w->seg_size = size;
+    w->seg_alloc = size;
     w->next_lsn = rv->next;
     w->durable_lsn = rv->next - 1;
     w->seg_start_lsn = w->seg_first;
@@ -1076,8 +1152,14 @@ void wal_close(wal *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->flusher, NULL);
 
-    if (w->fd >= 0)
+    if (w->fd >= 0) {
+        /* A clean stop leaves no zeros behind the last frame. */
+        flush_io io = {0};
+        if (!w->failed && seg_trim(w, &io) < 0)
+            log_warn("wal: cannot cut %s back to its last frame; the next start will",
+                     w->dir);
         close(w->fd);
+    }
     close(w->dirfd);
     buf_free(&w->pending);
     buf_free(&w->inflight);

@@ -1032,6 +1032,67 @@ static void test_disk_full(void **state)
     free(mnt);
 }
 
+/* The segment being written is extended with zeros ahead of the records
+ * (a sync then flushes data only). A copy taken while it is open, as a
+ * crash would leave it, recovers every record; a clean close, and every
+ * rotation, cut a segment back to its last frame. */
+static void test_preallocated_tail(void **state)
+{
+    (void)state;
+    char *d1 = mkdir_tmp(), *d2 = mkdir_tmp();
+    wal_config c = cfg_for(d1);
+    replay_log r = {0};
+    wal *w = open_ok(&c, 0, &r);
+    struct stat st;
+    char *seg = xasprintf("%s/wal-0000000000000001.log", d1);
+    char *copy = xasprintf("%s/wal-0000000000000001.log", d2);
+
+    append_range(w, 1, 200, 0);
+    assert_int_equal(stat(seg, &st), 0);
+    assert_int_equal(st.st_size % (1 << 20), 0);
+    uint64_t data = 32;
+    for (uint64_t i = 1; i <= 200; i++)
+        data += 16 + rec_len(i);
+    assert_true((uint64_t)st.st_size > data);
+
+    /* What a crash would leave: the frames, then zeros. */
+    char *cmd = xasprintf("cp '%s' '%s'", seg, copy);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    wal_config c2 = cfg_for(d2);
+    replay_log r2 = {0};
+    wal *w2 = open_ok(&c2, 0, &r2);
+    assert_int_equal(r2.n, 200);
+    assert_int_equal(r2.last, 200);
+    assert_false(r2.bad);
+    /* It goes on from there. */
+    append_range(w2, 201, 210, 0);
+    wal_close(w2);
+    assert_int_equal(stat(copy, &st), 0);
+    for (uint64_t i = 201; i <= 210; i++)
+        data += 16 + rec_len(i);
+    assert_int_equal((uint64_t)st.st_size, data);
+
+    /* A clean close leaves exactly the frames. */
+    wal_close(w);
+    assert_int_equal(stat(seg, &st), 0);
+    data = 32;
+    for (uint64_t i = 1; i <= 200; i++)
+        data += 16 + rec_len(i);
+    assert_int_equal((uint64_t)st.st_size, data);
+    memset(&r, 0, sizeof(r));
+    w = open_ok(&c, 0, &r);
+    assert_int_equal(r.n, 200);
+    assert_false(r.bad);
+    wal_close(w);
+    free(seg);
+    free(copy);
+    rm_rf(d1);
+    rm_rf(d2);
+    free(d1);
+    free(d2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1050,6 +1111,7 @@ int main(void)
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_fsync_failure_is_permanent),
+        cmocka_unit_test(test_preallocated_tail),
         cmocka_unit_test_teardown(test_disk_full, umount_teardown),
     };
     log_set_level(LOG_WARN);
