@@ -491,35 +491,10 @@ int mc_link(mc *m, uint64_t ino, uint64_t newparent, const char *newname, mc_ino
     return rc;
 }
 
-/* Decode the FT_INODE entries of an FSREC_REPLY; returns the one whose
- * ino differs from skip_ino (the child), if any. */
-/* The FT_INODE of directory ino in a multi-inode answer, into *out. */
-static int reply_dir(const httpc_resp *resp, uint64_t ino, fs_attr *out)
-{
-    recr r;
-    if (rec_open(&r, resp->body, resp->len) < 0)
-        return CAIRN_EPROTO;
-    rec_iter it;
-    rec_iter_init(&it);
-    uint16_t tag;
-    const uint8_t *p;
-    size_t n;
-    while (rec_next(&r, &it, &tag, &p, &n)) {
-        recr in;
-        fs_attr a;
-        if (tag != FT_INODE)
-            continue;
-        if (rec_open(&in, p, n) < 0 || fsrec_get_attr(&in, &a) < 0)
-            return CAIRN_EPROTO;
-        if (a.ino == ino && S_ISDIR(a.mode)) {
-            *out = a;
-            return 0;
-        }
-    }
-    return -ENOENT;
-}
-
-static int reply_child(const httpc_resp *resp, uint64_t parent, mc_inode *child)
+/* The first FT_INODE of an FSREC_REPLY whose ino is want (want != 0) or,
+ * with want 0, differs from skip (the child of an unlink: not its
+ * parent), decoded into *out. */
+static int reply_inode(const httpc_resp *resp, uint64_t skip, uint64_t want, mc_inode *out)
 {
     recr r;
     if (rec_open(&r, resp->body, resp->len) < 0)
@@ -536,13 +511,32 @@ static int reply_child(const httpc_resp *resp, uint64_t parent, mc_inode *child)
         mc_inode tmp;
         if (rec_open(&in, p, n) < 0 || decode_inode(&in, &tmp) < 0)
             return CAIRN_EPROTO;
-        if (tmp.a.ino != parent) {
-            *child = tmp;
+        if (want ? tmp.a.ino == want : tmp.a.ino != skip) {
+            *out = tmp;
             return 0;
         }
         mc_inode_clear(&tmp);
     }
     return -ENOENT;
+}
+
+static int reply_child(const httpc_resp *resp, uint64_t parent, mc_inode *child)
+{
+    return reply_inode(resp, parent, 0, child);
+}
+
+/* The attributes of directory ino in a multi-inode answer. */
+static int reply_dir(const httpc_resp *resp, uint64_t ino, fs_attr *out)
+{
+    mc_inode tmp;
+    int rc = reply_inode(resp, 0, ino, &tmp);
+    if (rc < 0)
+        return rc;
+    rc = S_ISDIR(tmp.a.mode) ? 0 : -ENOENT;
+    if (rc == 0)
+        *out = tmp.a;
+    mc_inode_clear(&tmp);
+    return rc;
 }
 
 int mc_unlink(mc *m, uint64_t parent, const char *name, const uint64_t *released,

@@ -78,22 +78,34 @@ int ops_open_request(httpd_req *rq, const recr *r, uint64_t *sid)
     return session_header(rq, sid);
 }
 
-int ops_released_request(httpd_req *rq, const recr *r, uint64_t *sid)
+/* Check every field `tag` of a request: an inode number (8 bytes, not 0);
+ * *n = how many. */
+static int check_ino_list(const recr *r, uint16_t tag_want, size_t *n)
 {
     rec_iter it;
     uint16_t tag;
     const uint8_t *p;
-    size_t len, n = 0;
+    size_t len;
 
-    *sid = 0;
+    *n = 0;
     rec_iter_init(&it);
     while (rec_next(r, &it, &tag, &p, &len)) {
-        if (tag != FT_RELEASED)
+        if (tag != tag_want)
             continue;
         if (len != 8 || get_le64(p) == 0)
             return -EINVAL;
-        n++;
+        (*n)++;
     }
+    return 0;
+}
+
+int ops_released_request(httpd_req *rq, const recr *r, uint64_t *sid)
+{
+    size_t n;
+
+    *sid = 0;
+    if (check_ino_list(r, FT_RELEASED, &n) < 0)
+        return -EINVAL;
     if (n == 0)
         return 0;
     if (session_header(rq, sid) < 0 || *sid == 0)
@@ -211,21 +223,7 @@ static int any_unheld_orphan(metad *m)
 /* Check every FT_INO of a request (8-byte values); *n = how many. */
 static int check_inos(const recr *r, size_t *n)
 {
-    rec_iter it;
-    uint16_t tag;
-    const uint8_t *p;
-    size_t len;
-
-    *n = 0;
-    rec_iter_init(&it);
-    while (rec_next(r, &it, &tag, &p, &len)) {
-        if (tag != FT_INO)
-            continue;
-        if (len != 8 || get_le64(p) == 0)
-            return -EINVAL;
-        (*n)++;
-    }
-    return 0;
+    return check_ino_list(r, FT_INO, n);
 }
 
 /* The next FT_INO after it (check_inos validated them). */
