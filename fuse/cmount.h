@@ -50,6 +50,7 @@ typedef struct cmount {
     pthread_cond_t aq_cv;
     cfile **aq;
     uint64_t *aq_ino;
+    int64_t *aq_at;          /* when each was queued (monotonic ns) */
     size_t aq_head, aq_len;
     int aq_stop, aq_running;
     pthread_t aq_thread;

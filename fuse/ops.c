@@ -675,6 +675,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         vv before;
         if (c)
             cfile_vv(c, &before);
+        /* An explicit atime makes one still queued by a read moot. */
+        int64_t lt;
+        fs_attr lb;
+        if (c && (in.valid & (SA_ATIME | SA_ATIME_NOW)) && cfile_lazy_atime_get(c, &lt, &lb))
+            cfile_lazy_atime_done(c, lt, NULL, NULL);
         const uint64_t foldable =
             SA_MODE | SA_ATIME | SA_ATIME_NOW | SA_MTIME | SA_MTIME_NOW | SA_CTIME;
         int64_t now = now_realtime_ns();
@@ -1107,13 +1112,16 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out)
 /*
  * Access times of files are written behind: the read that makes one due
  * lays it over the file's attributes (so stat shows it at once) and queues
- * it; one thread sends the setattrs. A read does not wait for metad's
- * durable write of a time nobody asked for, which would double the cost of
- * opening and reading a small file. The queue is bounded; when it is full
- * the reader writes its atime itself. An atime still queued when the client
- * dies is lost, as with lazytime on a local file system.
+ * it; one thread sends the setattrs about a second later. A read does not
+ * wait for metad's durable write of a time nobody asked for, which would
+ * double the cost of opening and reading a small file, and an explicit
+ * utimensat meanwhile (a build cache marking an entry used) makes the
+ * queued one moot. The queue is bounded; when it is full the reader writes
+ * its atime itself. An atime still queued when the client dies is lost, as
+ * with lazytime on a local file system; an unmount sends them all first.
  */
 #define ATIME_QUEUE_MAX 4096
+#define ATIME_DELAY_NS (1000LL * 1000000LL)
 
 static int atime_queue(cmount *m, uint64_t ino, int64_t t)
 {
@@ -1123,6 +1131,7 @@ static int atime_queue(cmount *m, uint64_t ino, int64_t t)
         size_t i = (m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX;
         m->aq[i] = cfs_file(m->fs, ino);
         m->aq_ino[i] = ino;
+        m->aq_at[i] = now_mono_ns();
         cfile_lazy_atime(m->aq[i], t);
         pthread_cond_signal(&m->aq_cv);
     }
@@ -1173,6 +1182,16 @@ static void *atime_main(void *arg)
             pthread_cond_wait(&m->aq_cv, &m->aq_lock);
         if (m->aq_len == 0)
             break;
+        int64_t due = m->aq_at[m->aq_head] + ATIME_DELAY_NS, now = now_mono_ns();
+        if (!m->aq_stop && now < due) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t ns = (int64_t)ts.tv_nsec + (due - now);
+            ts.tv_sec += (time_t)(ns / 1000000000LL);
+            ts.tv_nsec = (long)(ns % 1000000000LL);
+            pthread_cond_timedwait(&m->aq_cv, &m->aq_lock, &ts);
+            continue;
+        }
         cfile *c = m->aq[m->aq_head];
         uint64_t ino = m->aq_ino[m->aq_head];
         m->aq_head = (m->aq_head + 1) % ATIME_QUEUE_MAX;
@@ -1188,10 +1207,15 @@ static void *atime_main(void *arg)
 
 void cmount_atime_start(cmount *m)
 {
+    pthread_condattr_t ca;
     pthread_mutex_init(&m->aq_lock, NULL);
-    pthread_cond_init(&m->aq_cv, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->aq_cv, &ca);
+    pthread_condattr_destroy(&ca);
     m->aq = xcalloc(ATIME_QUEUE_MAX, sizeof(*m->aq));
     m->aq_ino = xcalloc(ATIME_QUEUE_MAX, sizeof(*m->aq_ino));
+    m->aq_at = xcalloc(ATIME_QUEUE_MAX, sizeof(*m->aq_at));
     m->aq_running = pthread_create(&m->aq_thread, NULL, atime_main, m) == 0;
     if (!m->aq_running)
         log_warn("no access-time writer thread: reads write access times themselves");
@@ -1210,8 +1234,10 @@ void cmount_atime_stop(cmount *m)
     m->aq_running = 0;
     free(m->aq);
     free(m->aq_ino);
+    free(m->aq_at);
     m->aq = NULL;
     m->aq_ino = NULL;
+    m->aq_at = NULL;
     pthread_cond_destroy(&m->aq_cv);
     pthread_mutex_destroy(&m->aq_lock);
 }
