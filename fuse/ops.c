@@ -1077,8 +1077,10 @@ static int atime_due(const cmount *m, const fs_attr *a)
 
 /* Apply the policy to attributes a of ino: returns 1 with *out when atime
  * was updated, 0 when nothing was due or a conflict persisted. A conflict
- * answers the current attributes, which are judged again once. */
-static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out)
+ * answers the current attributes, which are judged again once; *cas (may
+ * be NULL) gets the VV the update was made on, which is a's only when
+ * nobody else changed the inode since a. */
+static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out, vv *cas)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         int64_t now = now_realtime_ns();
@@ -1096,8 +1098,11 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out)
             dcache_dir_attr(m->dc, &r.a);
         }
         int again = rc == CAIRN_ECONFLICT && r.a.ino == ino;
-        if (rc == 0)
+        if (rc == 0) {
             *out = r.a;
+            if (cas)
+                *cas = a.vv;
+        }
         if (again)
             a = r.a;
         mc_inode_clear(&r);
@@ -1157,9 +1162,14 @@ static void atime_write(cmount *m, cfile *c, uint64_t ino)
         memset(&r, 0, sizeof(r));
         int rc = mc_setattr(m->meta, ino, &in, &r);
         if (rc == 0) {
+            /* Made on the cfile's base: the base moves with it, and so does
+             * the kernel's view. Made after another change (a conflict
+             * first): the cfile's base is stale and stays so, to be
+             * revalidated at the next open. */
             dcache_attr_set(m->dc, &r.a);
-            cfile_lazy_atime_done(c, t, &base, &r.a);
-            note_own_vv(m, ino, c, &base);
+            cfile_lazy_atime_done(c, t, &a.vv, &r.a);
+            if (attempt == 0)
+                note_own_vv(m, ino, c, &base);
             mc_inode_clear(&r);
             return;
         }
@@ -1254,8 +1264,10 @@ static void touch_atime(cmount *m, fh *h)
         return;
     if (atime_queue(m, h->ino, now_realtime_ns()))
         return;
-    if (atime_update(m, h->ino, a, &out) == 1)
-        cfile_attr_changed(h->f, &a.vv, &out);
+    vv cas;
+    /* Only an update made on the cfile's own base moves that base. */
+    if (atime_update(m, h->ino, a, &out, &cas) == 1)
+        cfile_attr_changed(h->f, &cas, &out);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1405,7 +1417,7 @@ static void touch_dir_atime(cmount *m, uint64_t ino)
         a = in.a;
         mc_inode_clear(&in);
     }
-    if (atime_update(m, ino, a, &out) == 1)
+    if (atime_update(m, ino, a, &out, NULL) == 1)
         remember_attr(m, &out);
 }
 
