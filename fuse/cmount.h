@@ -31,6 +31,13 @@ typedef struct inode_ent inode_ent;
 /* When a read updates the access time (cairn-mount --atime). */
 enum { ATIME_RELATIME = 0, ATIME_NOATIME = 1, ATIME_STRICT = 2 };
 
+/* A queued access time: the file (a reference), its inode, when queued. */
+typedef struct atime_item {
+    cfile *c;
+    uint64_t ino;
+    int64_t queued;          /* monotonic ns */
+} atime_item;
+
 typedef struct cmount {
     mc *meta;
     cio *io;
@@ -48,9 +55,7 @@ typedef struct cmount {
     /* Access times written behind (ops.c): a bounded queue, one thread. */
     pthread_mutex_t aq_lock;
     pthread_cond_t aq_cv;
-    cfile **aq;
-    uint64_t *aq_ino;
-    int64_t *aq_at;          /* when each was queued (monotonic ns) */
+    atime_item *aq;
     size_t aq_head, aq_len;
     int aq_stop, aq_running;
     pthread_t aq_thread;

@@ -1075,19 +1075,20 @@ static int atime_due(const cmount *m, const fs_attr *a)
     return 1;
 }
 
-/* Apply the policy to attributes a of ino: returns 1 with *out when atime
- * was updated, 0 when nothing was due or a conflict persisted. A conflict
- * answers the current attributes, which are judged again once; *cas (may
- * be NULL) gets the VV the update was made on, which is a's only when
- * nobody else changed the inode since a. */
-static int atime_update(cmount *m, uint64_t ino, fs_attr a, fs_attr *out, vv *cas)
+/* Set ino's atime to t (0: now, when the policy finds it due; else when
+ * it is newer than the atime), keeping ctime, by CAS on a: returns 1 with
+ * *out when atime was updated, 0 when nothing was due or a conflict
+ * persisted. A conflict answers the current attributes, which are judged
+ * again once; *cas (may be NULL) gets the VV the update was made on, which
+ * is a's only when nobody else changed the inode since a. */
+static int atime_update(cmount *m, uint64_t ino, fs_attr a, int64_t t, fs_attr *out, vv *cas)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        int64_t now = now_realtime_ns();
-        if (!atime_due(m, &a))
+        int64_t at = t ? t : now_realtime_ns();
+        if (t ? a.atime >= t : !atime_due(m, &a))
             return 0;
         mc_setattr_in in = {
-            .valid = SA_ATIME | SA_CTIME, .atime = now, .ctime = a.ctime, .if_match = &a.vv,
+            .valid = SA_ATIME | SA_CTIME, .atime = at, .ctime = a.ctime, .if_match = &a.vv,
         };
         mc_inode r;
         memset(&r, 0, sizeof(r));
@@ -1133,54 +1134,35 @@ static int atime_queue(cmount *m, uint64_t ino, int64_t t)
     pthread_mutex_lock(&m->aq_lock);
     int queued = m->aq_running && !m->aq_stop && m->aq_len < ATIME_QUEUE_MAX;
     if (queued) {
-        size_t i = (m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX;
-        m->aq[i] = cfs_file(m->fs, ino);
-        m->aq_ino[i] = ino;
-        m->aq_at[i] = now_mono_ns();
-        cfile_lazy_atime(m->aq[i], t);
+        atime_item *q = &m->aq[(m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX];
+        q->c = cfs_file(m->fs, ino);
+        q->ino = ino;
+        q->queued = now_mono_ns();
+        cfile_lazy_atime(q->c, t);
         pthread_cond_signal(&m->aq_cv);
     }
     pthread_mutex_unlock(&m->aq_lock);
     return queued;
 }
 
-/* Send the access time c has waiting; one retry after a conflict. */
+/* Send the access time c has waiting. Made on the cfile's base, the base
+ * moves with it and so does the kernel's view; made after another change
+ * (a conflict first), the cfile's base is stale and stays so, to be
+ * revalidated at the next open. */
 static void atime_write(cmount *m, cfile *c, uint64_t ino)
 {
     int64_t t;
-    fs_attr a;
+    fs_attr a, out;
+    vv cas;
     if (!cfile_lazy_atime_get(c, &t, &a))
         return;
-    const vv base = a.vv;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (a.atime >= t)
-            break;
-        mc_setattr_in in = {
-            .valid = SA_ATIME | SA_CTIME, .atime = t, .ctime = a.ctime, .if_match = &a.vv,
-        };
-        mc_inode r;
-        memset(&r, 0, sizeof(r));
-        int rc = mc_setattr(m->meta, ino, &in, &r);
-        if (rc == 0) {
-            /* Made on the cfile's base: the base moves with it, and so does
-             * the kernel's view. Made after another change (a conflict
-             * first): the cfile's base is stale and stays so, to be
-             * revalidated at the next open. */
-            dcache_attr_set(m->dc, &r.a);
-            cfile_lazy_atime_done(c, t, &a.vv, &r.a);
-            if (attempt == 0)
-                note_own_vv(m, ino, c, &base);
-            mc_inode_clear(&r);
-            return;
-        }
-        int again = rc == CAIRN_ECONFLICT && r.a.ino == ino;
-        if (again)
-            a = r.a;
-        mc_inode_clear(&r);
-        if (!again)
-            break;
+    if (atime_update(m, ino, a, t, &out, &cas) != 1) {
+        cfile_lazy_atime_done(c, t, NULL, NULL);
+        return;
     }
-    cfile_lazy_atime_done(c, t, NULL, NULL);
+    cfile_lazy_atime_done(c, t, &cas, &out);
+    if (vv_equal(&cas, &a.vv))
+        note_own_vv(m, ino, c, &a.vv);
 }
 
 static void *atime_main(void *arg)
@@ -1192,7 +1174,8 @@ static void *atime_main(void *arg)
             pthread_cond_wait(&m->aq_cv, &m->aq_lock);
         if (m->aq_len == 0)
             break;
-        int64_t due = m->aq_at[m->aq_head] + ATIME_DELAY_NS, now = now_mono_ns();
+        atime_item q = m->aq[m->aq_head];
+        int64_t due = q.queued + ATIME_DELAY_NS, now = now_mono_ns();
         if (!m->aq_stop && now < due) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1202,13 +1185,11 @@ static void *atime_main(void *arg)
             pthread_cond_timedwait(&m->aq_cv, &m->aq_lock, &ts);
             continue;
         }
-        cfile *c = m->aq[m->aq_head];
-        uint64_t ino = m->aq_ino[m->aq_head];
         m->aq_head = (m->aq_head + 1) % ATIME_QUEUE_MAX;
         m->aq_len--;
         pthread_mutex_unlock(&m->aq_lock);
-        atime_write(m, c, ino);
-        cfile_put(c);
+        atime_write(m, q.c, q.ino);
+        cfile_put(q.c);
         pthread_mutex_lock(&m->aq_lock);
     }
     pthread_mutex_unlock(&m->aq_lock);
@@ -1224,8 +1205,6 @@ void cmount_atime_start(cmount *m)
     pthread_cond_init(&m->aq_cv, &ca);
     pthread_condattr_destroy(&ca);
     m->aq = xcalloc(ATIME_QUEUE_MAX, sizeof(*m->aq));
-    m->aq_ino = xcalloc(ATIME_QUEUE_MAX, sizeof(*m->aq_ino));
-    m->aq_at = xcalloc(ATIME_QUEUE_MAX, sizeof(*m->aq_at));
     m->aq_running = pthread_create(&m->aq_thread, NULL, atime_main, m) == 0;
     if (!m->aq_running)
         log_warn("no access-time writer thread: reads write access times themselves");
@@ -1243,11 +1222,7 @@ void cmount_atime_stop(cmount *m)
         pthread_join(m->aq_thread, NULL);
     m->aq_running = 0;
     free(m->aq);
-    free(m->aq_ino);
-    free(m->aq_at);
     m->aq = NULL;
-    m->aq_ino = NULL;
-    m->aq_at = NULL;
     pthread_cond_destroy(&m->aq_cv);
     pthread_mutex_destroy(&m->aq_lock);
 }
@@ -1266,7 +1241,7 @@ static void touch_atime(cmount *m, fh *h)
         return;
     vv cas;
     /* Only an update made on the cfile's own base moves that base. */
-    if (atime_update(m, h->ino, a, &out, &cas) == 1)
+    if (atime_update(m, h->ino, a, 0, &out, &cas) == 1)
         cfile_attr_changed(h->f, &cas, &out);
 }
 
@@ -1417,7 +1392,7 @@ static void touch_dir_atime(cmount *m, uint64_t ino)
         a = in.a;
         mc_inode_clear(&in);
     }
-    if (atime_update(m, ino, a, &out, NULL) == 1)
+    if (atime_update(m, ino, a, 0, &out, NULL) == 1)
         remember_attr(m, &out);
 }
 
