@@ -329,6 +329,8 @@ static int inline_candidate(cfile *c)
 {
     if (c->size > c->fs->cfg.fs.inline_max)
         return 0;
+    if (now_mono_ms() < __atomic_load_n(&c->fs->inline_off_until, __ATOMIC_RELAXED))
+        return 0;
     if (c->nslots > 0)
         return 0;
     dchunk *d, *tmp;
@@ -496,7 +498,10 @@ int cf_commit_locked(cfile *c, int full)
             HASH_ITER(hh, c->dirty, d, tmp) { d->committing = 0; }
             if (rc == 0 || rc == CAIRN_ECONFLICT)
                 mc_inode_clear(&out);
-            if (rc == CAIRN_ECONFLICT) {
+            if (rc == -ENOSPC && as_inline) {
+                /* metad's inline budget: the caller goes the chunk way. */
+                c->inline_refused = 1;
+            } else if (rc == CAIRN_ECONFLICT) {
                 log_error("inode %llu: commit still conflicting after %u attempts",
                           (unsigned long long)c->ino, attempt);
                 rc = -EIO;
@@ -529,6 +534,11 @@ void cf_end_commit(cfile *c)
     pthread_cond_broadcast(&c->cv);
 }
 
+/* How long small files skip inline storage after metad refused some. */
+#define INLINE_OFF_MS 30000
+
+static int flush_pass(cfile *c, int rc);
+
 int cfile_flush(cfile *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -552,6 +562,33 @@ int cfile_flush(cfile *c)
             mc_inode_clear(&rec);
         }
     }
+    for (int pass = 0;; pass++) {
+        rc = flush_pass(c, rc);
+        /* metad refused new inline data (its memory budget for it is used
+         * up): store the file in chunks, and small files after it for a
+         * while, without asking again. */
+        if (rc == -ENOSPC && pass == 0 && c->inline_refused) {
+            cf_stat_inc(c->fs, &c->fs->st.inline_refused);
+            int64_t was = __atomic_exchange_n(&c->fs->inline_off_until,
+                                              now_mono_ms() + INLINE_OFF_MS, __ATOMIC_RELAXED);
+            if (now_mono_ms() >= was)
+                log_warn("metad's inline-data budget is used up: small files go to the chunk "
+                         "servers for the next %d s", INLINE_OFF_MS / 1000);
+            rc = 0;
+            continue;
+        }
+        break;
+    }
+    cf_end_commit(c);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+/* Seal and upload everything (unless the file goes inline), then commit.
+ * c->lock held, committing set. */
+static int flush_pass(cfile *c, int rc)
+{
+    c->inline_refused = 0;
     cf_wait_uploads(c);
     if (rc == 0 && !inline_candidate(c)) {
         if (c->is_inline && c->inl_len && !cf_dchunk_find(c, 0)) {
@@ -573,8 +610,6 @@ int cfile_flush(cfile *c)
     }
     if (rc == 0)
         rc = cf_commit_locked(c, 1);
-    cf_end_commit(c);
-    pthread_mutex_unlock(&c->lock);
     return rc;
 }
 

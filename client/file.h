@@ -169,7 +169,7 @@ uint64_t cfile_stored_bytes(cfile *c, uint64_t size);
 void cfile_vv(cfile *c, vv *out);
 
 typedef struct cfs_stats {
-    uint64_t files, dirty_files, commits, conflicts, inline_commits;
+    uint64_t files, dirty_files, commits, conflicts, inline_commits, inline_refused;
 } cfs_stats;
 void cfs_get_stats(cfs *f, cfs_stats *out);
 

@@ -73,6 +73,7 @@ struct cfile {
     uint8_t *inl;            /* committed inline data */
     size_t inl_len;
     int is_inline;
+    int inline_refused;      /* the last inline commit met metad's budget (-ENOSPC) */
 
     dchunk *dirty;           /* by index */
     uint64_t next_gen;
@@ -106,6 +107,7 @@ struct cfs {
     pthread_mutex_t st_lock;
     cfs_stats st;
     uint64_t ns_epoch;       /* __atomic; bumped by cfs_ns_changed */
+    int64_t inline_off_until; /* __atomic; mono ms: metad's inline budget was used up */
 };
 
 /* Record that metad just told c->base (c->lock held). */

@@ -94,6 +94,15 @@ void fs_get_counts(const fs *f, fs_counts *out)
     memcpy(out->applied, f->applied, sizeof(out->applied));
 }
 
+int fs_inline_fits(const fs *f, uint64_t ino, uint64_t len, uint64_t budget)
+{
+    const fs_inode *ip = fs_get((fs *)f, ino);
+    uint64_t have = ip ? ip->inl_len : 0;
+    if (len <= have)
+        return 1;
+    return f->inline_bytes + (len - have) <= budget;
+}
+
 /* ---- inodes ---- */
 
 fs_inode *fsi_inode_new(fs *f, uint64_t ino, uint32_t mode)

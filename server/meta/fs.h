@@ -143,6 +143,9 @@ fs_inode *fs_get(fs *f, uint64_t ino);
 int fs_lookup(fs *f, uint64_t parent, const char *name, size_t len, fs_inode **out);
 const fs_attr *fs_inode_attr(const fs_inode *ip);
 const char *fs_inode_target(const fs_inode *ip);   /* NULL unless symlink */
+/* Would giving ino `len` bytes of inline data keep the filesystem's inline
+ * total within budget? A change that does not grow the total always fits. */
+int fs_inline_fits(const fs *f, uint64_t ino, uint64_t len, uint64_t budget);
 /* Xattr value: 0 with pointer into the inode, or -ENODATA. */
 int fs_xattr_get(const fs_inode *ip, const char *name, const uint8_t **val, size_t *len);
 

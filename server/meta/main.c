@@ -57,6 +57,7 @@ static struct {
     int64_t replicas;
     int64_t min_replicas;
     uint64_t inline_max;
+    uint64_t inline_budget;
     uint64_t hb_timeout_ms;
     uint64_t session_lease_ms;
     char *full_reserve;
@@ -85,8 +86,12 @@ static const opt_def metad_opts[] = {
      "With --format: copies kept of every chunk.", 1, 16},
     {"min-replicas", 0, OPT_INT, &cfg.min_replicas, "0", "N",
      "With --format: copies a write needs to succeed; 0 = --replicas.", 0, 16},
-    {"inline-max", 0, OPT_SIZE, &cfg.inline_max, "4K", "SIZE",
-     "With --format: files up to this size are stored inside their inode.", 0, 1 << 20},
+    {"inline-max", 0, OPT_SIZE, &cfg.inline_max, "64K", "SIZE",
+     "With --format: files up to this size are stored inside their inode (no chunk server "
+     "traffic).", 0, 1 << 20},
+    {"inline-budget", 0, OPT_SIZE, &cfg.inline_budget, "1G", "SIZE",
+     "Memory for file data stored inside inodes; once used, small files written go to the "
+     "chunk servers instead (commits of new inline data are refused with 507).", 0, 0},
     {"heartbeat-timeout", 0, OPT_MS, &cfg.hb_timeout_ms, "10s", "DURATION",
      "A chunk server silent this long is marked down.", 50, 86400000},
     {"session-lease", 0, OPT_MS, &cfg.session_lease_ms, "30s", "DURATION",
@@ -267,6 +272,7 @@ int main(int argc, char **argv)
     m.wal_dir = xasprintf("%s/wal", cfg.data);
     m.snap_dir = xasprintf("%s/snap", cfg.data);
     m.replica = (uint32_t)cfg.replica_id;
+    m.inline_budget = cfg.inline_budget;
     pthread_rwlock_init(&m.ns_lock, NULL);
     if (open_fsinfo(&m) < 0)
         goto out;

@@ -45,6 +45,7 @@ typedef struct reaper reaper;
 typedef struct metad {
     fsinfo info;
     uint32_t replica;           /* this replica's id in version vectors */
+    uint64_t inline_budget;     /* most bytes of inline data commits may bring the fs to */
     char *data_dir, *wal_dir, *snap_dir;
 
     pthread_rwlock_t ns_lock;   /* see the lock order above */
@@ -56,7 +57,7 @@ typedef struct metad {
     reaper *rp;                 /* the orphan reaper thread (ops_session.c) */
 
     /* metrics */
-    uint64_t cas_conflicts, not_modified, orphans_freed;
+    uint64_t cas_conflicts, not_modified, orphans_freed, inline_refused;
 } metad;
 
 /* Content type of record bodies (docs/PROTOCOL.md). */

@@ -845,7 +845,11 @@ static void h_commit(httpd_req *rq, void *ctx)
         goto fail;
     }
     pthread_rwlock_wrlock(&m->ns_lock);
-    if (!cas_check(m, op->ino, &want, 1, &a, &rc)) {
+    if (op->has_inline && !fs_inline_fits(m->fs, op->ino, op->value_len, m->inline_budget)) {
+        /* Bounded memory: the client stores the file in chunks instead. */
+        count(&m->inline_refused);
+        rc = -ENOSPC;
+    } else if (!cas_check(m, op->ino, &want, 1, &a, &rc)) {
         rc = ops_mutate(m, op, &res, &lsn);
         if (rc == 0) {
             fs_put_attr_rec(&a.w, &res.attr[0], NULL);
@@ -1014,6 +1018,9 @@ void metad_metrics(buf *out, void *ctx)
                "cairn_metad_chunks_referenced %" PRIu64 "\n", fc.chunk_refs);
     buf_printf(out, "# TYPE cairn_metad_inline_bytes gauge\ncairn_metad_inline_bytes %" PRIu64
                "\n", fc.inline_bytes);
+    buf_printf(out, "# TYPE cairn_metad_inline_refused_total counter\n"
+               "cairn_metad_inline_refused_total %" PRIu64 "\n",
+               __atomic_load_n(&m->inline_refused, __ATOMIC_RELAXED));
     buf_printf(out, "# TYPE cairn_metad_cas_conflicts_total counter\n"
                "cairn_metad_cas_conflicts_total %" PRIu64 "\n",
                __atomic_load_n(&m->cas_conflicts, __ATOMIC_RELAXED));

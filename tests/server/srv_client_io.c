@@ -28,6 +28,8 @@
 
 #define MiB (1u << 20)
 
+#define INLINE_BUDGET "96K"
+
 static char *dir;
 static proc metad, chunkd[3];
 
@@ -164,7 +166,8 @@ static int setup(void **state)
     (void)state;
     log_set_level(LOG_ERROR);
     dir = tmpdir_make("client");
-    assert_int_equal(start_metad(&metad, dir, NULL), 0);
+    const char *md[] = {"--inline-budget", INLINE_BUDGET, NULL};
+    assert_int_equal(start_metad(&metad, dir, md), 0);
     const char *hb[] = {"--heartbeat-interval", "500ms", NULL};
     for (int i = 0; i < 3; i++)
         assert_int_equal(start_chunkd(&chunkd[i], dir, i + 1, metad.addr, hb), 0);
@@ -225,25 +228,76 @@ static void test_inline_then_grow(void **state)
     mc_inode_clear(&in);
 
     uint8_t tail[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-    write_all(f, 5000, tail, sizeof(tail));
+    uint64_t past = a->info.inline_max + 904;   /* past the inline limit */
+    write_all(f, past, tail, sizeof(tail));
     assert_int_equal(cfile_flush(f), 0);
     cfile_put(f);
     assert_int_equal(mc_map(a->meta, ino, NULL, &in), 0);
     assert_false(in.has_inline);
     assert_int_equal(in.nslots, 1);
-    assert_int_equal(in.a.size, 5010);
+    assert_int_equal(in.a.size, past + 10);
     mc_inode_clear(&in);
     client_free(a);
 
     size_t len;
     uint8_t *got = read_fresh(ino, &len);
-    assert_int_equal(len, 5010);
+    assert_int_equal(len, past + 10);
     assert_memory_equal(got, data, 100);
-    for (size_t i = 100; i < 5000; i++)
+    for (size_t i = 100; i < past; i++)
         assert_int_equal(got[i], 0);
-    assert_memory_equal(got + 5000, tail, sizeof(tail));
+    assert_memory_equal(got + past, tail, sizeof(tail));
     free(got);
     free(data);
+}
+
+/* Once metad's inline budget (INLINE_BUDGET here) is used up, a small file
+ * is stored in a chunk instead: the close succeeds, the bytes are right,
+ * and small files written right after go to chunks without asking metad
+ * again. */
+static void test_inline_budget_fallback(void **state)
+{
+    (void)state;
+    client *a = client_new(5000);
+    enum { N = 5, SZ = 40000 };
+    uint64_t ino[N];
+    uint8_t *data[N];
+    int refused_at = -1;
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "budget%d", i);
+        ino[i] = create_file(a, name);
+        data[i] = random_bytes(SZ, 40 + (unsigned)i);
+        cfile *f = open_file(a, ino[i]);
+        write_all(f, 0, data[i], SZ);
+        assert_int_equal(cfile_flush(f), 0);
+        cfile_put(f);
+        mc_inode in;
+        assert_int_equal(mc_map(a->meta, ino[i], NULL, &in), 0);
+        assert_int_equal(in.a.size, SZ);
+        if (in.has_inline) {
+            assert_int_equal(refused_at, -1);   /* never inline again after a refusal */
+            assert_int_equal(in.nslots, 0);
+        } else {
+            assert_int_equal(in.nslots, 1);
+            if (refused_at < 0)
+                refused_at = i;
+        }
+        mc_inode_clear(&in);
+    }
+    /* 96 KiB holds two files of 40000 bytes, plus what earlier tests left. */
+    assert_true(refused_at >= 1 && refused_at <= 2);
+    cfs_stats st;
+    cfs_get_stats(a->fs, &st);
+    assert_int_equal(st.inline_refused, 1);
+    client_free(a);
+    for (int i = 0; i < N; i++) {
+        size_t len;
+        uint8_t *got = read_fresh(ino[i], &len);
+        assert_int_equal(len, SZ);
+        assert_memory_equal(got, data[i], SZ);
+        free(got);
+        free(data[i]);
+    }
 }
 
 /* Two clients write different chunks of one file from the same base; the
@@ -394,6 +448,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_inline_then_grow),
+        cmocka_unit_test(test_inline_budget_fallback),
         cmocka_unit_test(test_concurrent_different_chunks),
         cmocka_unit_test(test_concurrent_same_chunk),
         cmocka_unit_test(test_truncate_and_holes),

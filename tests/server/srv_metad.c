@@ -916,7 +916,7 @@ static void test_statfs_fsinfo(void **state)
     assert_int_equal(rec_get_u64(&r.r, FT_MIN_REPLICAS, &v), 0);
     assert_int_equal(v, 2);
     assert_int_equal(rec_get_u64(&r.r, FT_INLINE_MAX, &v), 0);
-    assert_int_equal(v, 4096);
+    assert_int_equal(v, 64u << 10);
     assert_true(r.h.epoch >= 1);
     rsp_free(&r);
 
@@ -1114,14 +1114,14 @@ static void test_cas(void **state)
         recw w;
         rsp r;
         char hdr[VV_TEXT_MAX + 32];
-        char data[4097];
+        static char data[(64 << 10) + 1];   /* the default inline limit, plus one */
         memset(data, 'i', sizeof(data));
         assert_int_equal(do_getattr(f.ino, &a), 0);
         etag_hdr(&a.vv, hdr, sizeof(hdr), "If-Match");
         recw_init(&w, FSREC_REQ);
         recw_u64(&w, FT_INO, f.ino);
-        recw_u64(&w, FT_SIZE, 4097);
-        recw_bytes(&w, FT_INLINE, data, 4097);
+        recw_u64(&w, FT_SIZE, sizeof(data));
+        recw_bytes(&w, FT_INLINE, data, sizeof(data));
         call("/v1/commit", &w, hdr, &r);
         assert_int_equal(r.err, -EFBIG);
         rsp_free(&r);
@@ -1412,6 +1412,100 @@ static void test_restart_keeps_everything(void **state)
     own_start(&o, NULL);
     g_md = o.p;
     check_tree(dir, file);
+    unuse();
+    proc_stop(&o.p, STOP_MS);
+    tmpdir_remove(o.dir);
+    free(o.dir);
+}
+
+/* Commit inline data of len bytes (filled with c) to ino; the error. */
+static int commit_inline(uint64_t ino, size_t len, char c)
+{
+    recw w;
+    rsp r;
+    fs_attr a;
+    char hdr[VV_TEXT_MAX + 32];
+    char *data = xmalloc(len + 1);
+
+    memset(data, c, len);
+    assert_int_equal(do_getattr(ino, &a), 0);
+    etag_hdr(&a.vv, hdr, sizeof(hdr), "If-Match");
+    recw_init(&w, FSREC_REQ);
+    recw_u64(&w, FT_INO, ino);
+    recw_u64(&w, FT_SIZE, len);
+    recw_bytes(&w, FT_INLINE, data, len);
+    call("/v1/commit", &w, hdr, &r);
+    int err = r.err;
+    rsp_free(&r);
+    free(data);
+    return err;
+}
+
+static uint64_t metric(const proc *p, const char *name)
+{
+    rsp r;
+    call_on(p, "/metrics", NULL, NULL, &r);
+    assert_int_equal(r.err, 0);
+    char *text = xmalloc(r.h.len + 1);
+    memcpy(text, r.h.body, r.h.len);
+    text[r.h.len] = 0;
+    rsp_free(&r);
+    size_t n = strlen(name);
+    uint64_t v = UINT64_MAX;
+    for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, name, n) == 0 && l[n] == ' ')
+            v = strtoull(l + n + 1, NULL, 10);
+    free(text);
+    assert_true(v != UINT64_MAX);
+    return v;
+}
+
+/* --inline-budget bounds the inline data metad keeps: a commit that would
+ * pass it is refused with 507 (ENOSPC) and changes nothing; shrinking, and
+ * growing within the budget, go through. */
+static void test_inline_budget(void **state)
+{
+    (void)state;
+    own o = {.dir = tmpdir_make("metad-inline")};
+    const char *extra[] = {"--inline-budget", "100K", NULL};
+    fs_attr f1, f2, before, after;
+
+    own_start(&o, extra);
+    use(&o);
+    assert_int_equal(do_create(ROOT, "f1", 1, &f1), 0);
+    assert_int_equal(do_create(ROOT, "f2", 1, &f2), 0);
+    assert_int_equal(commit_inline(f1.ino, 60000, 'a'), 0);
+    assert_int_equal(metric(&o.p, "cairn_metad_inline_bytes"), 60000);
+
+    assert_int_equal(do_getattr(f2.ino, &before), 0);
+    assert_int_equal(commit_inline(f2.ino, 50000, 'b'), -ENOSPC);
+    assert_int_equal(do_getattr(f2.ino, &after), 0);
+    assert_int_equal(after.size, 0);
+    assert_true(vv_equal(&before.vv, &after.vv));
+    assert_int_equal(metric(&o.p, "cairn_metad_inline_bytes"), 60000);
+    assert_int_equal(metric(&o.p, "cairn_metad_inline_refused_total"), 1);
+
+    /* 60000 + 42400 = 102400: exactly the budget. */
+    assert_int_equal(commit_inline(f2.ino, 42400, 'b'), 0);
+    assert_int_equal(commit_inline(f2.ino, 42401, 'b'), -ENOSPC);
+    /* Shrinking f1 makes room for f2 to grow. */
+    assert_int_equal(commit_inline(f1.ino, 10000, 'c'), 0);
+    assert_int_equal(commit_inline(f2.ino, 50000, 'd'), 0);
+    assert_int_equal(metric(&o.p, "cairn_metad_inline_bytes"), 60000);
+    assert_int_equal(do_getattr(f2.ino, &after), 0);
+    assert_int_equal(after.size, 50000);
+
+    /* The budget is not part of the format: a restart with another one
+     * keeps all data and applies the new bound. */
+    proc_stop(&o.p, STOP_MS);
+    const char *small[] = {"--inline-budget", "1K", NULL};
+    own_start(&o, small);
+    g_md = o.p;
+    assert_int_equal(metric(&o.p, "cairn_metad_inline_bytes"), 60000);
+    fs_attr f3;
+    assert_int_equal(do_create(ROOT, "f3", 1, &f3), 0);
+    assert_int_equal(commit_inline(f3.ino, 2000, 'e'), -ENOSPC);
+    assert_int_equal(commit_inline(f1.ino, 5000, 'f'), 0);
     unuse();
     proc_stop(&o.p, STOP_MS);
     tmpdir_remove(o.dir);
@@ -1765,6 +1859,7 @@ int main(void)
     };
     const struct CMUnitTest own_servers[] = {
         cmocka_unit_test(test_restart_keeps_everything),
+        cmocka_unit_test(test_inline_budget),
         cmocka_unit_test(test_snapshot_and_replay),
         cmocka_unit_test(test_crash_during_creates),
         cmocka_unit_test(test_cluster),
