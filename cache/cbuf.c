@@ -24,6 +24,20 @@ cbuf *cbuf_new(size_t cap)
     return b;
 }
 
+cbuf *cbuf_adopt(uint8_t *data, size_t len, size_t cap)
+{
+    cbuf *b = cap <= CBUF_MAX && len <= cap ? malloc(sizeof *b) : NULL;
+    if (!b) {
+        free(data);
+        return NULL;
+    }
+    b->data = data;
+    b->refs = 1;
+    b->len = len;
+    b->cap = cap;
+    return b;
+}
+
 cbuf *cbuf_ref(cbuf *b)
 {
     if (b)

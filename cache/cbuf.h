@@ -26,6 +26,11 @@ typedef struct cbuf {
 } cbuf;
 
 cbuf *cbuf_new(size_t cap);
+/* A cbuf around data, a malloc'd block of cap bytes holding len valid
+ * ones: it takes ownership (data is freed with the cbuf, or at once when
+ * NULL is returned). Saves a copy of bytes that arrived in their own
+ * buffer (a fetched chunk). */
+cbuf *cbuf_adopt(uint8_t *data, size_t len, size_t cap);
 cbuf *cbuf_ref(cbuf *b);
 void cbuf_unref(cbuf *b);
 

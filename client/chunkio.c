@@ -474,14 +474,14 @@ static int fetch_once(cio *c, const uint8_t id[CHUNK_ID_LEN], const char *hex, c
             last = CAIRN_ECORRUPT;
             continue;
         }
-        cbuf *b = cbuf_new(resp.len ? resp.len : 1);
-        if (!b) {
-            httpc_resp_free(&resp);
-            return -ENOMEM;
-        }
-        memcpy(b->data, resp.body, resp.len);
-        b->len = resp.len;
+        /* The verified bytes stay where curl put them (body is never NULL
+         * after an answer, and has len + 1 bytes). */
+        size_t len = resp.len;
+        cbuf *b = cbuf_adopt(resp.body, len, len + 1);
+        resp.body = NULL;
         httpc_resp_free(&resp);
+        if (!b)
+            return -ENOMEM;
         stat_add(c, &c->st.get_bytes, b->len);
         *out = b;
         return 0;
