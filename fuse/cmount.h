@@ -31,7 +31,9 @@ typedef struct inode_ent inode_ent;
 /* When a read updates the access time (cairn-mount --atime). */
 enum { ATIME_RELATIME = 0, ATIME_NOATIME = 1, ATIME_STRICT = 2 };
 
-/* A queued access time: the file (a reference), its inode, when queued. */
+/* A queued access time: the file (a reference; NULL for a directory,
+ * whose time waits in cmount.dir_atimes), its inode, when queued. */
+typedef struct dir_atime dir_atime;
 typedef struct atime_item {
     cfile *c;
     uint64_t ino;
@@ -59,6 +61,7 @@ typedef struct cmount {
     size_t aq_head, aq_len;
     int aq_stop, aq_running;
     pthread_t aq_thread;
+    dir_atime *dir_atimes;   /* directories' queued access times, by inode */
     pthread_mutex_t ino_lock;
     inode_ent *inodes;
     uint64_t nlookups;       /* sum of counts, for tests via metrics */

@@ -247,8 +247,13 @@ static void remember_attr(cmount *m, const fs_attr *a)
 }
 
 /* Lay this client's unflushed size/mtime over metad's attributes. */
+static void dir_atime_overlay(cmount *m, fs_attr *a);
+static int dir_atime_take(cmount *m, uint64_t ino, int64_t *t);
+
 static void overlay(cmount *m, fs_attr *a)
 {
+    if (S_ISDIR(a->mode))
+        dir_atime_overlay(m, a);
     if (!S_ISREG(a->mode))
         return;
     cfile *c = cfs_file_find(m->fs, a->ino);
@@ -533,6 +538,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     uint64_t dage;
     if (!c && dcache_get_dir_attr(m->dc, ino, &da, &dage)) {
         struct stat st;
+        dir_atime_overlay(m, &da);
         to_stat(&da, &st);
         fuse_reply_attr(req, &st, m->attr_timeout - (double)dage / 1000.0);
         return;
@@ -680,6 +686,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         fs_attr lb;
         if (c && (in.valid & (SA_ATIME | SA_ATIME_NOW)) && cfile_lazy_atime_get(c, &lt, &lb))
             cfile_lazy_atime_done(c, lt, NULL, NULL);
+        else if (!c && (in.valid & (SA_ATIME | SA_ATIME_NOW)))
+            dir_atime_take(m, ino, &lt);
         const uint64_t foldable =
             SA_MODE | SA_ATIME | SA_ATIME_NOW | SA_MTIME | SA_MTIME_NOW | SA_CTIME;
         int64_t now = now_realtime_ns();
@@ -1129,6 +1137,115 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, int64_t t, fs_attr *
 #define ATIME_QUEUE_MAX 4096
 #define ATIME_DELAY_NS (1000LL * 1000000LL)
 
+struct dir_atime {
+    uint64_t ino;
+    int64_t t;               /* the access time to set */
+    UT_hash_handle hh;
+};
+
+/* A directory's access time still queued shows in what this client
+ * answers for it (like a file's, see cfile_lazy_atime). */
+static void dir_atime_overlay(cmount *m, fs_attr *a)
+{
+    if (!__atomic_load_n(&m->dir_atimes, __ATOMIC_RELAXED))
+        return;
+    pthread_mutex_lock(&m->aq_lock);
+    dir_atime *d;
+    HASH_FIND(hh, m->dir_atimes, &a->ino, sizeof(a->ino), d);
+    if (d && d->t > a->atime)
+        a->atime = d->t;
+    pthread_mutex_unlock(&m->aq_lock);
+}
+
+/* Queue directory ino's access time t: 1 when queued (or one is queued
+ * already, now carrying t), 0 when the queue is full or stopped. */
+static int dir_atime_queue(cmount *m, uint64_t ino, int64_t t)
+{
+    pthread_mutex_lock(&m->aq_lock);
+    dir_atime *d;
+    HASH_FIND(hh, m->dir_atimes, &ino, sizeof(ino), d);
+    int queued = d != NULL;
+    if (d) {
+        d->t = MAX(d->t, t);
+    } else if (m->aq_running && !m->aq_stop && m->aq_len < ATIME_QUEUE_MAX) {
+        d = xmalloc(sizeof(*d));
+        d->ino = ino;
+        d->t = t;
+        HASH_ADD(hh, m->dir_atimes, ino, sizeof(d->ino), d);
+        atime_item *q = &m->aq[(m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX];
+        q->c = NULL;
+        q->ino = ino;
+        q->queued = now_mono_ns();
+        pthread_cond_signal(&m->aq_cv);
+        queued = 1;
+    }
+    pthread_mutex_unlock(&m->aq_lock);
+    return queued;
+}
+
+/* Take directory ino's queued access time (an explicit utimensat makes it
+ * moot, or it is being sent): 1 with *t, 0 if none was queued. */
+static int dir_atime_take(cmount *m, uint64_t ino, int64_t *t)
+{
+    pthread_mutex_lock(&m->aq_lock);
+    dir_atime *d;
+    HASH_FIND(hh, m->dir_atimes, &ino, sizeof(ino), d);
+    if (d) {
+        *t = d->t;
+        HASH_DEL(m->dir_atimes, d);
+        free(d);
+    }
+    pthread_mutex_unlock(&m->aq_lock);
+    return d != NULL;
+}
+
+static int dir_atime_peek(cmount *m, uint64_t ino, int64_t *t)
+{
+    pthread_mutex_lock(&m->aq_lock);
+    dir_atime *d;
+    HASH_FIND(hh, m->dir_atimes, &ino, sizeof(ino), d);
+    if (d)
+        *t = d->t;
+    pthread_mutex_unlock(&m->aq_lock);
+    return d != NULL;
+}
+
+/* Time t of directory ino went out (it stayed visible meanwhile): forget
+ * it, unless a later listing moved it on; that one is queued again (or,
+ * with the queue full, dropped like any atime that finds no room). */
+static void dir_atime_sent(cmount *m, uint64_t ino, int64_t t)
+{
+    pthread_mutex_lock(&m->aq_lock);
+    dir_atime *d;
+    HASH_FIND(hh, m->dir_atimes, &ino, sizeof(ino), d);
+    if (d && d->t != t && !m->aq_stop && m->aq_len < ATIME_QUEUE_MAX) {
+        atime_item *q = &m->aq[(m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX];
+        q->c = NULL;
+        q->ino = ino;
+        q->queued = now_mono_ns();
+        d = NULL;
+    }
+    if (d) {
+        HASH_DEL(m->dir_atimes, d);
+        free(d);
+    }
+    pthread_mutex_unlock(&m->aq_lock);
+}
+
+static void dir_atime_write(cmount *m, uint64_t ino, int64_t t)
+{
+    fs_attr a, out;
+    if (last_attr(m, ino, &a) < 0) {
+        mc_inode in;
+        if (mc_getattr(m->meta, ino, NULL, &in) < 0)
+            return;
+        a = in.a;
+        mc_inode_clear(&in);
+    }
+    if (atime_update(m, ino, a, t, &out, NULL) == 1)
+        remember_attr(m, &out);
+}
+
 static int atime_queue(cmount *m, uint64_t ino, int64_t t)
 {
     pthread_mutex_lock(&m->aq_lock);
@@ -1188,8 +1305,16 @@ static void *atime_main(void *arg)
         m->aq_head = (m->aq_head + 1) % ATIME_QUEUE_MAX;
         m->aq_len--;
         pthread_mutex_unlock(&m->aq_lock);
-        atime_write(m, q.c, q.ino);
-        cfile_put(q.c);
+        if (q.c) {
+            atime_write(m, q.c, q.ino);
+            cfile_put(q.c);
+        } else {
+            int64_t t;
+            if (dir_atime_peek(m, q.ino, &t)) {
+                dir_atime_write(m, q.ino, t);
+                dir_atime_sent(m, q.ino, t);
+            }
+        }
         pthread_mutex_lock(&m->aq_lock);
     }
     pthread_mutex_unlock(&m->aq_lock);
@@ -1221,6 +1346,11 @@ void cmount_atime_stop(cmount *m)
     if (m->aq_running)
         pthread_join(m->aq_thread, NULL);
     m->aq_running = 0;
+    dir_atime *d, *tmp;
+    HASH_ITER(hh, m->dir_atimes, d, tmp) {
+        HASH_DEL(m->dir_atimes, d);
+        free(d);
+    }
     free(m->aq);
     m->aq = NULL;
     pthread_cond_destroy(&m->aq_cv);
@@ -1392,6 +1522,12 @@ static void touch_dir_atime(cmount *m, uint64_t ino)
         a = in.a;
         mc_inode_clear(&in);
     }
+    /* Written behind, like a file's (see atime_queue); shown at once. */
+    dir_atime_overlay(m, &a);
+    if (!atime_due(m, &a))
+        return;
+    if (dir_atime_queue(m, ino, now_realtime_ns()))
+        return;
     if (atime_update(m, ino, a, 0, &out, NULL) == 1)
         remember_attr(m, &out);
 }

@@ -107,6 +107,21 @@ sa1=$(setattrs)
 expect_eq folded_attrs_while_writing "mode and times through the open file" ok "$out"
 expect_eq folded_attrs_no_setattr_request "setattr requests metad answered" "${sa0:-0}" "${sa1:-0}"
 
+# ---- a directory's access time (relatime: its atime is older than its
+# mtime) moves with the first listing and shows at once; it is written
+# behind, and an unmount right after sends it: metad has it afterwards
+mkdir "$MNT/adir" && echo x >"$MNT/adir/f" &&
+  touch -a -d @1000 "$MNT/adir" && touch -m -d @2000 "$MNT/adir" ||
+  fail dir_atime_setup "cannot prepare $MNT/adir"
+DIR_LISTED=$(date +%s)
+for k in 1 2 3; do ls "$MNT/adir" >/dev/null; done
+dir_atime_now=$(stat -c %X "$MNT/adir")
+if [ "$dir_atime_now" -ge "$DIR_LISTED" ]; then
+  ok dir_atime_shown
+else
+  fail dir_atime_shown "atime $dir_atime_now after listing at $DIR_LISTED"
+fi
+
 # ---- unmount, mount again (same cache dir)
 umount_fs "$MNT" || fail umount_1 "unmount was not clean"
 mount_fs "$MNT" "$T/cache1" || bail remount "remount failed"
@@ -114,6 +129,8 @@ verify_tree remount
 expect_eq folded_attrs_after_remount "mode, atime, mtime (ns), size" \
   "640 1000000000123 2000000000456 100000" \
   "$(python3 -c 'import os, sys; st = os.stat(sys.argv[1]); print("%o %d %d %d" % (st.st_mode & 0o7777, st.st_atime_ns, st.st_mtime_ns, st.st_size))' "$MNT/folded")"
+expect_eq dir_atime_after_remount "atime and mtime of adir" \
+  "$dir_atime_now 2000" "$(stat -c '%X %Y' "$MNT/adir")"
 
 # ---- stop every server with SIGTERM, start them on the same ports and data
 umount_fs "$MNT" || fail umount_2 "unmount was not clean"
