@@ -542,7 +542,8 @@ static int flush_pass(cfile *c, int rc);
 int cfile_flush(cfile *c)
 {
     pthread_mutex_lock(&c->lock);
-    if (!c->dirty && !c->has_local && !c->err && !c->inflight) {
+    c->fresh = 0;
+    if (!c->dirty && !c->has_local && !c->has_mode && !c->has_atime && !c->err && !c->inflight) {
         pthread_mutex_unlock(&c->lock);
         return 0;
     }

@@ -1108,8 +1108,10 @@ int cfile_fold_attrs(cfile *c, int has_mode, uint32_t mode, int has_atime, int64
                      int has_mtime, int64_t mtime)
 {
     pthread_mutex_lock(&c->lock);
-    /* Only data not yet in a commit being sent guarantees a next commit. */
-    int pending = c->dirty || c->has_local;
+    /* Only data not yet in a commit being sent guarantees a next commit;
+     * so does a file this client just created to write (the flush at its
+     * close commits what was folded, see cfile_flush). */
+    int pending = c->dirty || c->has_local || (c->fresh && !c->committing);
     if (pending) {
         if (has_mode) {
             c->mode = mode & 07777;
@@ -1162,6 +1164,13 @@ int cfile_noxattr(cfile *c)
     int v = c->have_base && c->noxattr;
     pthread_mutex_unlock(&c->lock);
     return v;
+}
+
+void cfile_set_fresh(cfile *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->fresh = 1;
+    pthread_mutex_unlock(&c->lock);
 }
 
 void cfile_set_noxattr(cfile *c, int v)

@@ -161,6 +161,9 @@ void cfile_lazy_atime_done(cfile *c, int64_t atime, const vv *old, const fs_attr
  * answered without a round trip. */
 int cfile_noxattr(cfile *c);
 void cfile_set_noxattr(cfile *c, int v);
+/* c was just created by this client, empty, for writing: a chmod or
+ * utimensat before its first flush rides on that flush's commit. */
+void cfile_set_fresh(cfile *c);
 /* Bytes the file's data occupies on the servers (sum of its slots'
  * lengths and inline data, dirty chunks counted by their length), capped
  * at size; size itself when the map is not loaded. */

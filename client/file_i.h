@@ -84,6 +84,7 @@ struct cfile {
     uint64_t wend;           /* highest byte written since the last commit */
     int64_t mtime;           /* of the last local write */
     int has_local;           /* size/mtime differ from base */
+    int fresh;               /* created empty here for writing; no flush since */
     /* A chmod / access time folded into the next commit (cfile_fold_attrs). */
     int has_mode, has_atime;
     uint32_t mode;

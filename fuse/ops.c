@@ -1018,6 +1018,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
          * so is the absence of xattrs. */
         cfile_seed(c, &in);
         cfile_set_noxattr(c, 1);
+        if ((fi->flags & O_ACCMODE) != O_RDONLY)
+            cfile_set_fresh(c);
     } else {
         rc = cfile_open(c, &changed, 0);
         if (rc == 0 && (fi->flags & O_TRUNC)) {

@@ -88,8 +88,18 @@ verify_tree written
 # (no setattr request of their own) and are what metad keeps
 setattrs() { metrics | awk '$1 == "cairn_http_requests_total{route=\"setattr\",code=\"200\"}" { print $2; exit }'; }
 sa0=$(setattrs)
-out=$(python3 - "$MNT/folded" <<'PY' 2>&1
+out=$(python3 - "$MNT/folded" "$MNT/folded_new" "$MNT/folded_empty" <<'PY' 2>&1
 import os, sys
+# a new file chmod'ed before its first write (mkstemp + fchmod + write,
+# as ccache does), and one chmod'ed and closed without a write
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.fchmod(fd, 0o644)
+assert os.fstat(fd).st_mode & 0o7777 == 0o644, "mode of the new file while open"
+os.write(fd, b"n" * 5000)
+os.close(fd)
+fd = os.open(sys.argv[3], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.fchmod(fd, 0o604)
+os.close(fd)
 p = sys.argv[1]
 fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 os.write(fd, b"a" * 100000)
@@ -126,6 +136,8 @@ fi
 umount_fs "$MNT" || fail umount_1 "unmount was not clean"
 mount_fs "$MNT" "$T/cache1" || bail remount "remount failed"
 verify_tree remount
+expect_eq folded_new_after_remount "mode and size of the two new files" "644 5000 604 0" \
+  "$(stat -c '%a %s' "$MNT/folded_new" "$MNT/folded_empty" | tr '\n' ' ' | sed 's/ $//')"
 expect_eq folded_attrs_after_remount "mode, atime, mtime (ns), size" \
   "640 1000000000123 2000000000456 100000" \
   "$(python3 -c 'import os, sys; st = os.stat(sys.argv[1]); print("%o %d %d %d" % (st.st_mode & 0o7777, st.st_atime_ns, st.st_mtime_ns, st.st_size))' "$MNT/folded")"
