@@ -20,7 +20,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "server/chunk/chunkfile.h"
+#include "common/chunkfile.h"
 
 #define STORE_STRIPES 256
 

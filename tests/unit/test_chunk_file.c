@@ -1,5 +1,5 @@
 /*
- * test_chunk_file.c — the chunk file format (server/chunk/chunkfile.h):
+ * test_chunk_file.c — the chunk file format (common/chunkfile.h):
  * round trips with and without zstd, every truncation rejected, every
  * flipped bit of header and payload detected.
  */
@@ -16,7 +16,7 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/util.h"
-#include "server/chunk/chunkfile.h"
+#include "common/chunkfile.h"
 
 /* Build a whole file image for data[len]; caller frees. */
 static uint8_t *make_file(const void *data, size_t len, int level, size_t *flen)

@@ -26,7 +26,7 @@
 #include "common/hash.h"
 #include "common/hrw.h"
 #include "common/util.h"
-#include "server/chunk/chunkfile.h"
+#include "common/chunkfile.h"
 #include "server/chunk/maint.h"
 #include "server/chunk/peer.h"
 #include "server/chunk/store.h"

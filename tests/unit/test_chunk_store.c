@@ -23,7 +23,7 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/util.h"
-#include "server/chunk/chunkfile.h"
+#include "common/chunkfile.h"
 #include "server/chunk/store.h"
 
 typedef struct fixture {

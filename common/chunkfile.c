@@ -1,7 +1,7 @@
 /*
  * chunkfile.c — chunk file header and payload codec (see chunkfile.h).
  */
-#include "server/chunk/chunkfile.h"
+#include "common/chunkfile.h"
 
 #include <errno.h>
 #include <stdlib.h>
