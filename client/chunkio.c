@@ -13,13 +13,18 @@
 #include "client/chunkio.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <uthash.h>
 
+#include "common/chunkfile.h"
 #include "common/err.h"
 #include "common/hrw.h"
 #include "common/httpc.h"
@@ -70,9 +75,28 @@ typedef struct flight {
     UT_hash_handle hh;
 } flight;
 
+/* What is known of a chunk server's data directory, by server id. */
+enum { LOCAL_UNKNOWN, LOCAL_YES, LOCAL_NO };
+typedef struct local_dir {
+    uint32_t id;
+    char addr[64];              /* the address it was learned from */
+    int state;
+    int learning;               /* a thread is asking the server */
+    int64_t retry_ms;           /* LOCAL_UNKNOWN: not before this */
+    char *dir;                  /* LOCAL_YES: its absolute data directory */
+    UT_hash_handle hh;
+} local_dir;
+
+/* A server that could not be asked is asked again after this long. */
+#define LOCAL_RETRY_MS 30000
+
 struct cio {
     cio_config cfg;
     httpc *http;
+    char fsid_hex[33];
+
+    pthread_mutex_t local_lock;
+    local_dir *locals;
 
     pthread_mutex_t map_lock;
     srv *servers;
@@ -439,12 +463,190 @@ int cio_put(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf *b)
 
 /* ---- reads ---- */
 
+/* The first line of a small file, trimmed, into out: 0 or -errno. */
+static int read_line(const char *path, char *out, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, out, cap - 1);
+    int rc = n < 0 ? -errno : 0;
+    close(fd);
+    if (rc < 0)
+        return rc;
+    out[n] = 0;
+    out[strcspn(out, "\r\n")] = 0;
+    return 0;
+}
+
+/* Ask server (id, addr) for its data directory and check that it is
+ * visible here as that server's: its fs.id is this filesystem's and its
+ * server.id is id. Returns LOCAL_YES with *dir (malloc'd), LOCAL_NO, or
+ * LOCAL_UNKNOWN when the server did not answer. */
+static int local_learn(cio *c, uint32_t id, const char *addr, char **dir)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "http://%s/local", addr);
+    httpc_resp resp;
+    *dir = NULL;
+    int rc = httpc_do(c->http, "GET", url, NULL, NULL, 0, 5000, &resp);
+    if (rc < 0) {
+        log_debug("chunk server %u (%s): GET /local: %s", id, addr, cairn_strerror(rc));
+        return LOCAL_UNKNOWN;
+    }
+    int state = LOCAL_NO;
+    size_t n = strnlen((const char *)resp.body, resp.len);
+    while (n > 0 && (resp.body[n - 1] == '\n' || resp.body[n - 1] == '\r'))
+        n--;
+    if (resp.status == 200 && n == strcspn((const char *)resp.body, "\r\n") && n > 1 &&
+        n < PATH_MAX - 128 && resp.body[0] == '/') {
+        char *d = xstrndup((const char *)resp.body, n);
+        char path[PATH_MAX], line[80], want[16];
+        snprintf(want, sizeof(want), "%u", id);
+        /* fs.id appears once the server's maintenance has met metad;
+         * until then server.id alone tells (every file read is checked
+         * against its chunk id anyway). */
+        snprintf(path, sizeof(path), "%s/fs.id", d);
+        int frc = read_line(path, line, sizeof(line));
+        int same = frc == -ENOENT || (frc == 0 && strcmp(line, c->fsid_hex) == 0);
+        snprintf(path, sizeof(path), "%s/server.id", d);
+        same = same && read_line(path, line, sizeof(line)) == 0 && strcmp(line, want) == 0;
+        if (same) {
+            *dir = d;
+            state = LOCAL_YES;
+            log_info("chunk server %u (%s): reading its chunk files in %s directly", id, addr, d);
+        } else {
+            log_debug("chunk server %u (%s): its data directory %s is not visible here", id,
+                      addr, d);
+            free(d);
+        }
+    }
+    httpc_resp_free(&resp);
+    return state;
+}
+
+/* Server s's data directory if it is visible here (malloc'd), else NULL.
+ * The first call for a server asks it (once per address). */
+static char *local_dir_of(cio *c, const srv *s)
+{
+    char *dir = NULL;
+    pthread_mutex_lock(&c->local_lock);
+    local_dir *e;
+    HASH_FIND(hh, c->locals, &s->id, sizeof(s->id), e);
+    if (e && strcmp(e->addr, s->addr) != 0 && !e->learning) {
+        HASH_DEL(c->locals, e);
+        free(e->dir);
+        free(e);
+        e = NULL;
+    }
+    if (!e) {
+        e = xcalloc(1, sizeof(*e));
+        e->id = s->id;
+        snprintf(e->addr, sizeof(e->addr), "%s", s->addr);
+        HASH_ADD(hh, c->locals, id, sizeof(e->id), e);
+    }
+    if (e->state == LOCAL_YES) {
+        dir = xstrdup(e->dir);
+    } else if (e->state == LOCAL_UNKNOWN && !e->learning && now_mono_ms() >= e->retry_ms) {
+        e->learning = 1;
+        pthread_mutex_unlock(&c->local_lock);
+        char *d;
+        int st = local_learn(c, s->id, s->addr, &d);
+        pthread_mutex_lock(&c->local_lock);
+        e->learning = 0;
+        e->state = st;
+        e->retry_ms = now_mono_ms() + LOCAL_RETRY_MS;
+        e->dir = d;
+        if (d)
+            dir = xstrdup(d);
+    }
+    pthread_mutex_unlock(&c->local_lock);
+    return dir;
+}
+
+/* Read chunk id from its file under a server's data directory, checked as
+ * the server checks it for a GET: 0 with *out, or an error. */
+static int local_read(cio *c, const char *dir, const uint8_t id[CHUNK_ID_LEN], const char *hex,
+                      cbuf **out)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/chunks/%.2s/%.2s/%s", dir, hex, hex + 2, hex);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    uint8_t hdr[CHUNKFILE_HDR_LEN];
+    chunkfile_hdr h;
+    struct stat st;
+    uint8_t *stored = NULL, *raw = NULL;
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (rc == 0 && (!S_ISREG(st.st_mode) || st.st_size < CHUNKFILE_HDR_LEN))
+        rc = CAIRN_ECORRUPT;
+    if (rc == 0)
+        rc = pread_full(fd, hdr, sizeof(hdr), 0);
+    if (rc == 0)
+        rc = chunkfile_check_header(hdr, (uint64_t)st.st_size, id, &h);
+    if (rc == 0 && (h.raw_len > c->cfg.chunk_size || h.stored_len > c->cfg.chunk_size))
+        rc = CAIRN_ECORRUPT;
+    if (rc == 0) {
+        stored = malloc(h.stored_len ? h.stored_len : 1);
+        rc = stored ? pread_full(fd, stored, h.stored_len, CHUNKFILE_HDR_LEN) : -ENOMEM;
+    }
+    close(fd);
+    if (rc == 0)
+        rc = chunkfile_check_payload(&h, stored, h.stored_len);
+    if (rc == 0)
+        rc = chunkfile_decode(&h, stored, h.stored_len, &raw);
+    if (rc < 0) {
+        free(stored);
+        return rc;
+    }
+    if (raw) {
+        free(stored);
+        stored = raw;
+    }
+    cbuf *b = cbuf_adopt(stored, h.raw_len, h.stored_len > h.raw_len ? h.stored_len : h.raw_len);
+    if (!b)
+        return -ENOMEM;
+    *out = b;
+    return 0;
+}
+
+/* Try the chunk files of the ranked servers that are on this machine. */
+static int fetch_local(cio *c, const uint8_t id[CHUNK_ID_LEN], const char *hex, const srv *ranked,
+                       size_t n, cbuf **out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *dir = local_dir_of(c, &ranked[i]);
+        if (!dir)
+            continue;
+        int rc = local_read(c, dir, id, hex, out);
+        if (rc == 0) {
+            free(dir);
+            stat_add(c, &c->st.local_reads, 1);
+            stat_add(c, &c->st.local_bytes, (*out)->len);
+            return 0;
+        }
+        if (rc != -ENOENT) {
+            log_warn("chunk %s: local file of server %u in %s: %s; asking the servers", hex,
+                     ranked[i].id, dir, cairn_strerror(rc));
+            stat_add(c, &c->st.local_failures, 1);
+        }
+        free(dir);
+    }
+    return -ENOENT;
+}
+
 /* One pass over the ranked servers. */
-static int fetch_once(cio *c, const uint8_t id[CHUNK_ID_LEN], const char *hex, cbuf **out)
+static int fetch_once(cio *c, const uint8_t id[CHUNK_ID_LEN], const char *hex, cbuf **out,
+                      int *local)
 {
     srv ranked[MAX_SERVERS];
     size_t n = rank(c, id, ranked, 1);
     int last = -ENOENT;
+    if (c->cfg.local_reads && fetch_local(c, id, hex, ranked, n, out) == 0) {
+        *local = 1;
+        return 0;
+    }
     for (size_t i = 0; i < n; i++) {
         char url[160];
         snprintf(url, sizeof(url), "http://%s/chunks/%s", ranked[i].addr, hex);
@@ -489,14 +691,14 @@ static int fetch_once(cio *c, const uint8_t id[CHUNK_ID_LEN], const char *hex, c
     return last;
 }
 
-static int fetch_net(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
+static int fetch_net(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int *local)
 {
     char hex[CHUNK_ID_HEX + 1];
     chunk_id_hex(id, hex);
     int64_t deadline = now_mono_ms() + c->cfg.retry_ms;
     unsigned backoff = 100;
     for (;;) {
-        int rc = fetch_once(c, id, hex, out);
+        int rc = fetch_once(c, id, hex, out, local);
         if (rc == 0 || rc == -ENOMEM)
             return rc;
         if (now_mono_ms() + backoff > deadline) {
@@ -550,10 +752,12 @@ int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
     pthread_mutex_unlock(&c->fl_lock);
 
     cbuf *b = NULL;
-    int rc = fetch_net(c, id, &b);
+    int local = 0;
+    int rc = fetch_net(c, id, &b, &local);
     stat_add(c, &c->st.gets, 1);
+    /* A chunk file on this machine needs no second copy on its disk. */
     if (rc == 0 && c->cfg.cache)
-        ccache_put(c->cfg.cache, id, b, 1);
+        ccache_put(c->cfg.cache, id, b, !local);
 
     pthread_mutex_lock(&c->fl_lock);
     HASH_DEL(c->flights, f);
@@ -704,6 +908,8 @@ cio *cio_new(const cio_config *cfg, int *err)
         return NULL;
     }
     pthread_mutex_init(&c->map_lock, NULL);
+    pthread_mutex_init(&c->local_lock, NULL);
+    hex_encode(c->cfg.fsid, sizeof(c->cfg.fsid), c->fsid_hex);
     pthread_mutex_init(&c->q_lock, NULL);
     pthread_cond_init(&c->q_cv, NULL);
     pthread_cond_init(&c->pf_cv, NULL);
@@ -751,6 +957,13 @@ void cio_free(cio *c)
     free(c->workers);
     free(c->fetchers);
     free(c->servers);
+    local_dir *e, *etmp;
+    HASH_ITER(hh, c->locals, e, etmp) {
+        HASH_DEL(c->locals, e);
+        free(e->dir);
+        free(e);
+    }
+    pthread_mutex_destroy(&c->local_lock);
     httpc_free(c->http);
     pthread_mutex_destroy(&c->map_lock);
     pthread_mutex_destroy(&c->q_lock);

@@ -53,11 +53,23 @@ typedef struct cio_config {
     unsigned retry_ms;          /* 0 = 60000 */
     unsigned map_refresh_ms;    /* 0 = 5000 */
     int cache_writes;           /* put uploaded chunks into the cache */
+    /* Read chunk files of chunk servers on this machine directly (see
+     * cio_get); fsid names the filesystem their data directories must hold. */
+    int local_reads;
+    uint8_t fsid[16];
 } cio_config;
 
 cio *cio_new(const cio_config *cfg, int *err);
 void cio_free(cio *c);
 
+/* The chunk's bytes, from the cache, a local chunk file, or a chunk server.
+ * Local: with cfg.local_reads, each chunk server is asked once for its data
+ * directory (GET /local); when that directory is visible here and holds
+ * the server's server.id (and this filesystem's fs.id, once the server has
+ * written it), the chunk is read
+ * from its file there, checked like the server checks it for a GET (the
+ * header names this id, the payload matches its CRC32C); any failure falls
+ * back to HTTP. Chunks read locally are kept in the memory tier only. */
 int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out);
 /* Copy up to len bytes at off of the chunk; returns bytes copied (short at
  * the chunk's end) or a negative error. */
@@ -80,6 +92,7 @@ typedef struct cio_stats {
     uint64_t puts, put_bytes, put_failures, under_replicated;
     uint64_t gets, get_bytes, get_failures, verify_failures, shared_fetches;
     uint64_t prefetch_queued, prefetch_dropped;
+    uint64_t local_reads, local_bytes, local_failures;
 } cio_stats;
 void cio_get_stats(cio *c, cio_stats *out);
 

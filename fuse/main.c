@@ -47,6 +47,7 @@ static struct {
     int allow_other;
     int writeback;
     int direct_io;
+    int local_reads;
     int debug_fuse;
     char *atime;
     enum log_level level;
@@ -76,6 +77,8 @@ static const opt_def defs[] = {
     {"writeback-cache", 0, OPT_BOOL, &o.writeback, "true", NULL,
      "let the kernel buffer writes in its page cache and write them back in offset order (much faster small and random writes); a file another client changed is picked up at the next name lookup (--entry-timeout)", 0, 0},
     {"direct-io", 0, OPT_BOOL, &o.direct_io, "false", NULL, "bypass the kernel page cache for every file", 0, 0},
+    {"local-reads", 0, OPT_BOOL, &o.local_reads, "true", NULL,
+     "read chunks of chunk servers on this machine from their files, checked by CRC32C like the server does, instead of over HTTP", 0, 0},
     {"atime", 0, OPT_STR, &o.atime, "relatime", "POLICY",
      "when reads update access times: relatime (first read after a change, or daily), strictatime (every open that reads) or noatime", 0, 0},
     {"debug-fuse", 0, OPT_BOOL, &o.debug_fuse, "false", NULL, "print every FUSE request (libfuse debug)", 0, 0},
@@ -310,7 +313,9 @@ int main(int argc, char **argv)
         .workers = (unsigned)o.upload_threads,
         .retry_ms = (unsigned)o.retry_ms,
         .cache_writes = 1,
+        .local_reads = o.local_reads,
     };
+    memcpy(ic.fsid, m.info.fsid, sizeof(ic.fsid));
     m.io = cio_new(&ic, &err);
     if (!m.io) {
         log_error("chunk I/O: %s", cairn_strerror(err));
@@ -356,8 +361,16 @@ out:
     if (m.session)
         csession_stop(m.session);
     /* Upload workers run callbacks on cfiles: stop them before the files. */
-    if (m.io)
+    if (m.io) {
+        cio_stats cs;
+        cio_get_stats(m.io, &cs);
+        log_info("chunks fetched: %llu, of which %llu from local chunk files (%llu unusable); "
+                 "%llu bytes over HTTP, %llu read locally",
+                 (unsigned long long)cs.gets, (unsigned long long)cs.local_reads,
+                 (unsigned long long)cs.local_failures, (unsigned long long)cs.get_bytes,
+                 (unsigned long long)cs.local_bytes);
         cio_free(m.io);
+    }
     if (m.fs)
         cfs_free(m.fs);
     if (m.dc) {

@@ -33,7 +33,8 @@ struct chunkapi {
     chunkstore *store;
     uint64_t max_chunk;
     maint *maint;
-    httpd_route routes[6];
+    char *data_dir;
+    httpd_route routes[7];
     size_t nroutes;
     atomic_uint_fast64_t puts[PUT_NRESULTS];
     atomic_uint_fast64_t gets[GET_NRESULTS];
@@ -88,6 +89,16 @@ static void api_healthz(httpd_req *r, void *ctx)
 {
     (void)ctx;
     httpd_reply_text(r, 200, "ok");
+}
+
+static void api_local(httpd_req *r, void *ctx)
+{
+    chunkapi *a = ctx;
+    if (!a->data_dir) {
+        httpd_reply_err(r, -ENOENT, "no data directory to share");
+        return;
+    }
+    httpd_reply_text(r, 200, a->data_dir);
 }
 
 static void api_put(httpd_req *r, void *ctx)
@@ -367,8 +378,10 @@ chunkapi *chunkapi_new(const chunkapi_config *cfg)
     a->store = cfg->store;
     a->max_chunk = cfg->max_chunk;
     a->maint = cfg->maint;
+    a->data_dir = cfg->data_dir ? xstrdup(cfg->data_dir) : NULL;
     const httpd_route routes[] = {
         {"GET", "/healthz", api_healthz, "healthz", 0},
+        {"GET", "/local", api_local, "local", 0},
         {"POST", "/chunks/query", api_query, "chunk_query", QUERY_MAX_BODY},
         {"PUT", CHUNKS_PREFIX, api_put, "chunk_put", cfg->max_chunk},
         {"GET", CHUNKS_PREFIX, api_get, "chunk_get", 0},
@@ -385,6 +398,7 @@ void chunkapi_free(chunkapi *a)
 {
     if (!a)
         return;
+    free(a->data_dir);
     free(a);
 }
 

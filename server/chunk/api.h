@@ -17,6 +17,10 @@
  * stopped early (same body), 504 when it did not end within the timeout
  * (default 300 s).
  *
+ * GET /local answers the data directory (absolute path, one line), so a
+ * client on the same machine can read chunk files directly; it proves the
+ * directory is this server's by its fs.id and server.id files.
+ *
  * Threads: handlers run on httpd's connection threads; all state they touch
  * is the thread-safe store and atomic counters. chunkapi_new/free run on the
  * main thread, free only after httpd_stop.
@@ -41,6 +45,7 @@ typedef struct chunkapi_config {
     chunkstore *store;        /* borrowed; outlives the api */
     uint64_t max_chunk;       /* largest PUT body accepted */
     maint *maint;             /* borrowed, may be NULL: POST /maint/run */
+    const char *data_dir;     /* absolute; GET /local answers it */
 } chunkapi_config;
 
 chunkapi *chunkapi_new(const chunkapi_config *cfg);

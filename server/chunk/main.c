@@ -260,8 +260,11 @@ int main(int argc, char **argv)
     mt = maint_new(&mcfg);
     atomic_store(&chunkd_maint, mt);
 
-    chunkapi_config acfg = {.store = store, .max_chunk = cfg.max_chunk, .maint = mt};
+    char *abs_data = realpath(cfg.data, NULL);
+    chunkapi_config acfg = {.store = store, .max_chunk = cfg.max_chunk, .maint = mt,
+                            .data_dir = abs_data};
     api = chunkapi_new(&acfg);
+    free(abs_data);
     size_t nroutes;
     const httpd_route *routes = chunkapi_routes(api, &nroutes);
     httpd_config hcfg = {

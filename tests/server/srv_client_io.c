@@ -6,6 +6,7 @@
  * memory budget), so two of them writing one file behave like two mounts.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "cache/bufpool.h"
@@ -42,7 +44,7 @@ typedef struct client {
     mc_fsinfo info;
 } client;
 
-static client *client_new(unsigned retry_ms)
+static client *client_new_opts(unsigned retry_ms, int local_reads)
 {
     client *c = xcalloc(1, sizeof(*c));
     mc_config mcc = {.addr = metad.addr, .retry_ms = retry_ms};
@@ -56,12 +58,18 @@ static client *client_new(unsigned retry_ms)
     cio_config ic = {.meta = c->meta, .cache = c->cache, .pool = c->pool,
                      .chunk_size = c->info.chunk_size, .replicas = c->info.replicas,
                      .min_replicas = c->info.min_replicas, .retry_ms = retry_ms,
-                     .cache_writes = 1};
+                     .cache_writes = 1, .local_reads = local_reads};
+    memcpy(ic.fsid, c->info.fsid, sizeof(ic.fsid));
     c->io = cio_new(&ic, &err);
     assert_non_null(c->io);
     cfs_config fc = {.meta = c->meta, .io = c->io, .pool = c->pool, .fs = c->info};
     c->fs = cfs_new(&fc);
     return c;
+}
+
+static client *client_new(unsigned retry_ms)
+{
+    return client_new_opts(retry_ms, 0);
 }
 
 static void client_free(client *c)
@@ -300,6 +308,93 @@ static void test_inline_budget_fallback(void **state)
     }
 }
 
+/* The copies of chunk id in the chunkds' data directories: paths into
+ * out (cap), count returned. */
+static size_t chunk_files(const uint8_t id[CHUNK_ID_LEN], char out[][512], size_t cap)
+{
+    char hex[CHUNK_ID_HEX + 1];
+    chunk_id_hex(id, hex);
+    size_t n = 0;
+    for (int i = 0; i < 3 && n < cap; i++) {
+        snprintf(out[n], 512, "%s/chunk%d/chunks/%.2s/%.2s/%s", dir, i + 1, hex, hex + 2, hex);
+        if (access(out[n], F_OK) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* With local reads, chunks of chunk servers on this machine come from their
+ * files (no GET reaches a server), byte for byte; a local file that does
+ * not check out is never served: with every copy damaged the read fails
+ * instead of returning the damaged bytes. */
+static void test_local_reads(void **state)
+{
+    (void)state;
+    client *a = client_new(5000);
+    uint64_t ino = create_file(a, "local");
+    size_t n = 2 * MiB * 4 + 777;   /* three chunks */
+    uint8_t *data = random_bytes(n, 7);
+    cfile *f = open_file(a, ino);
+    write_all(f, 0, data, n);
+    assert_int_equal(cfile_flush(f), 0);
+    cfile_put(f);
+    mc_inode in;
+    assert_int_equal(mc_map(a->meta, ino, NULL, &in), 0);
+    assert_int_equal(in.nslots, 3);
+    uint8_t id0[CHUNK_ID_LEN];
+    memcpy(id0, in.slots[0].id, CHUNK_ID_LEN);
+    mc_inode_clear(&in);
+    client_free(a);
+
+    client *l = client_new_opts(5000, 1);
+    f = open_file(l, ino);
+    uint8_t *got = xmalloc(n);
+    size_t done = 0;
+    while (done < n) {
+        long r = cfile_read(f, done, MIN(n - done, (size_t)MiB), got + done, NULL);
+        assert_true(r > 0);
+        done += (size_t)r;
+    }
+    assert_memory_equal(got, data, n);
+    cfile_put(f);
+    cio_stats st;
+    cio_get_stats(l->io, &st);
+    assert_int_equal(st.gets, 3);
+    /* the first fetch may go over HTTP while the servers are being asked */
+    assert_true(st.local_reads >= 2);
+    assert_int_equal(st.local_failures, 0);
+    client_free(l);
+
+    /* Damage every copy of chunk 0 (one payload byte). */
+    char paths[3][512];
+    size_t np = chunk_files(id0, paths, 3);
+    assert_int_equal(np, 2);
+    for (size_t i = 0; i < np; i++) {
+        int fd = open(paths[i], O_RDWR);
+        assert_true(fd >= 0);
+        uint8_t b;
+        assert_int_equal(pread(fd, &b, 1, 64 + 1000), 1);
+        b ^= 0x5a;
+        assert_int_equal(pwrite(fd, &b, 1, 64 + 1000), 1);
+        close(fd);
+    }
+    l = client_new_opts(1000, 1);
+    f = open_file(l, ino);
+    long r = cfile_read(f, 0, 4096, got, NULL);
+    assert_true(r < 0);
+    cio_get_stats(l->io, &st);
+    assert_true(st.local_failures >= 1);
+    assert_int_equal(st.local_reads, 0);
+    /* chunk 1 is intact and still read locally */
+    r = cfile_read(f, 4 * MiB, 4096, got, NULL);
+    assert_int_equal(r, 4096);
+    assert_memory_equal(got, data + 4 * MiB, 4096);
+    cfile_put(f);
+    client_free(l);
+    free(got);
+    free(data);
+}
+
 /* Two clients write different chunks of one file from the same base; the
  * second commit conflicts, rebases and keeps both. */
 static void test_concurrent_different_chunks(void **state)
@@ -449,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_inline_then_grow),
         cmocka_unit_test(test_inline_budget_fallback),
+        cmocka_unit_test(test_local_reads),
         cmocka_unit_test(test_concurrent_different_chunks),
         cmocka_unit_test(test_concurrent_same_chunk),
         cmocka_unit_test(test_truncate_and_holes),
