@@ -713,7 +713,8 @@ static int fetch_net(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int *lo
     }
 }
 
-int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
+/* prefetch: fetched ahead of a sequential reader. */
+static int get_chunk(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int prefetch)
 {
     if (c->cfg.cache) {
         cbuf *b = ccache_get(c->cfg.cache, id);
@@ -755,9 +756,12 @@ int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
     int local = 0;
     int rc = fetch_net(c, id, &b, &local);
     stat_add(c, &c->st.gets, 1);
-    /* A chunk file on this machine needs no second copy on its disk. */
+    /* A chunk file on this machine needs no second copy on its disk for a
+     * streaming reader (reading the file again is as cheap); a random
+     * reader gets one, whose ranges the cache reads without the whole
+     * chunk. */
     if (rc == 0 && c->cfg.cache)
-        ccache_put(c->cfg.cache, id, b, !local);
+        ccache_put(c->cfg.cache, id, b, !(local && prefetch));
 
     pthread_mutex_lock(&c->fl_lock);
     HASH_DEL(c->flights, f);
@@ -775,6 +779,11 @@ int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
     if (rc == 0)
         *out = b;
     return rc;
+}
+
+int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
+{
+    return get_chunk(c, id, out, 0);
 }
 
 long cio_read(cio *c, const uint8_t id[CHUNK_ID_LEN], uint64_t off, void *dst, size_t len)
@@ -868,7 +877,8 @@ static void *fetcher_main(void *arg)
         int granted = !c->cfg.pool || bufpool_try_acquire(c->cfg.pool, c->cfg.chunk_size);
         if (granted) {
             cbuf *b;
-            if (!(c->cfg.cache && ccache_has(c->cfg.cache, p->id)) && cio_get(c, p->id, &b) == 0)
+            if (!(c->cfg.cache && ccache_has(c->cfg.cache, p->id)) &&
+                get_chunk(c, p->id, &b, 1) == 0)
                 cbuf_unref(b);
             if (c->cfg.pool)
                 bufpool_release(c->cfg.pool, c->cfg.chunk_size);

@@ -62,10 +62,10 @@ else
   fail replicas_on_disk "chunk servers hold $total bytes in total, expected $want +-5% ($REPLICAS x $SIZE)"
 fi
 
-# ---- read back through a fresh mount with an empty cache
+# ---- read back through a fresh mount with an empty cache, over HTTP
 umount_fs "$MNT" || fail umount_after_write "unmount after the write was not clean"
 rm -rf "$T/cache1"
-mount_fs "$MNT" "$T/cache2" || bail remount "fresh mount failed"
+mount_fs "$MNT" "$T/cache2" --no-local-reads || bail remount "fresh mount failed"
 served0=$(chunk_metric_sum cairn_http_bytes_out_total)
 t0=$(date +%s.%N)
 got=$(sha256sum <"$MNT/f" | cut -d' ' -f1)
@@ -86,6 +86,28 @@ pid=$(mount_pid "$MNT")
 hwm=$(vm_hwm_kb "$pid")
 note "peak RSS (VmHWM) of cairn-mount while reading: $((hwm / 1024)) MiB"
 rss_case peak_rss_read "$hwm" "reading $SIZE_MB MiB"
+
+# ---- and through a fresh mount that reads the chunk servers' files here
+umount_fs "$MNT" || fail umount_after_read "unmount after the read was not clean"
+rm -rf "$T/cache2"
+mount_fs "$MNT" "$T/cache3" || bail remount "fresh mount failed"
+served0=$(chunk_metric_sum cairn_http_bytes_out_total)
+t0=$(date +%s.%N)
+got=$(sha256sum <"$MNT/f" | cut -d' ' -f1)
+note "read through a fresh mount with local reads: $(elapsed "$t0")s"
+expect_eq sha256_local_reads "sha256 of $SIZE_MB MiB read from local chunk files" "$src_sum" "$got"
+served=$(($(chunk_metric_sum cairn_http_bytes_out_total) - served0))
+umount_fs "$MNT" || fail umount_after_local_read "unmount after the read was not clean"
+local_line=$(grep -a "chunks fetched:" "$T/logs/mount-$(basename "$MNT").log" | tail -n 1)
+note "${local_line#*mount: }"
+nlocal=$(sed -n 's/.*of which \([0-9]*\) from local chunk files.*/\1/p' <<<"$local_line")
+# the first chunks may come over HTTP while the servers are asked
+if [ "$served" -lt $((SIZE / 10)) ] && [ "${nlocal:-0}" -ge $((SIZE / (4 << 20) * 9 / 10)) ]; then
+  ok read_local_chunk_files
+else
+  fail read_local_chunk_files "chunk servers sent $served bytes of $SIZE; $nlocal chunks read locally"
+fi
+mount_fs "$MNT" "$T/cache4" || bail remount "mount failed"
 rm -f "$T/src"
 
 # ---- fio: write with its own checksums and verify, then verify through a fresh mount
