@@ -1139,6 +1139,16 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, int64_t t, fs_attr *
 #define ATIME_QUEUE_MAX 4096
 #define ATIME_DELAY_NS (1000LL * 1000000LL)
 
+/* Append an item (room checked by the caller; aq_lock held). */
+static void aq_push_locked(cmount *m, cfile *c, uint64_t ino)
+{
+    atime_item *q = &m->aq[(m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX];
+    q->c = c;
+    q->ino = ino;
+    q->queued = now_mono_ns();
+    pthread_cond_signal(&m->aq_cv);
+}
+
 struct dir_atime {
     uint64_t ino;
     int64_t t;               /* the access time to set */
@@ -1174,11 +1184,7 @@ static int dir_atime_queue(cmount *m, uint64_t ino, int64_t t)
         d->ino = ino;
         d->t = t;
         HASH_ADD(hh, m->dir_atimes, ino, sizeof(d->ino), d);
-        atime_item *q = &m->aq[(m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX];
-        q->c = NULL;
-        q->ino = ino;
-        q->queued = now_mono_ns();
-        pthread_cond_signal(&m->aq_cv);
+        aq_push_locked(m, NULL, ino);
         queued = 1;
     }
     pthread_mutex_unlock(&m->aq_lock);
@@ -1221,10 +1227,7 @@ static void dir_atime_sent(cmount *m, uint64_t ino, int64_t t)
     dir_atime *d;
     HASH_FIND(hh, m->dir_atimes, &ino, sizeof(ino), d);
     if (d && d->t != t && !m->aq_stop && m->aq_len < ATIME_QUEUE_MAX) {
-        atime_item *q = &m->aq[(m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX];
-        q->c = NULL;
-        q->ino = ino;
-        q->queued = now_mono_ns();
+        aq_push_locked(m, NULL, ino);
         d = NULL;
     }
     if (d) {
@@ -1234,16 +1237,25 @@ static void dir_atime_sent(cmount *m, uint64_t ino, int64_t t)
     pthread_mutex_unlock(&m->aq_lock);
 }
 
+/* The attributes this client last saw of ino, else metad's. */
+static int seen_attr(cmount *m, uint64_t ino, fs_attr *a)
+{
+    if (last_attr(m, ino, a) == 0)
+        return 0;
+    mc_inode in;
+    int rc = mc_getattr(m->meta, ino, NULL, &in);
+    if (rc == 0) {
+        *a = in.a;
+        mc_inode_clear(&in);
+    }
+    return rc;
+}
+
 static void dir_atime_write(cmount *m, uint64_t ino, int64_t t)
 {
     fs_attr a, out;
-    if (last_attr(m, ino, &a) < 0) {
-        mc_inode in;
-        if (mc_getattr(m->meta, ino, NULL, &in) < 0)
-            return;
-        a = in.a;
-        mc_inode_clear(&in);
-    }
+    if (seen_attr(m, ino, &a) < 0)
+        return;
     if (atime_update(m, ino, a, t, &out, NULL) == 1)
         remember_attr(m, &out);
 }
@@ -1253,12 +1265,9 @@ static int atime_queue(cmount *m, uint64_t ino, int64_t t)
     pthread_mutex_lock(&m->aq_lock);
     int queued = m->aq_running && !m->aq_stop && m->aq_len < ATIME_QUEUE_MAX;
     if (queued) {
-        atime_item *q = &m->aq[(m->aq_head + m->aq_len++) % ATIME_QUEUE_MAX];
-        q->c = cfs_file(m->fs, ino);
-        q->ino = ino;
-        q->queued = now_mono_ns();
-        cfile_lazy_atime(q->c, t);
-        pthread_cond_signal(&m->aq_cv);
+        cfile *c = cfs_file(m->fs, ino);
+        cfile_lazy_atime(c, t);
+        aq_push_locked(m, c, ino);
     }
     pthread_mutex_unlock(&m->aq_lock);
     return queued;
@@ -1517,13 +1526,8 @@ static void touch_dir_atime(cmount *m, uint64_t ino)
     if (m->atime == ATIME_NOATIME)
         return;
     fs_attr a, out;
-    if (last_attr(m, ino, &a) < 0) {
-        mc_inode in;
-        if (mc_getattr(m->meta, ino, NULL, &in) < 0)
-            return;
-        a = in.a;
-        mc_inode_clear(&in);
-    }
+    if (seen_attr(m, ino, &a) < 0)
+        return;
     /* Written behind, like a file's (see atime_queue); shown at once. */
     dir_atime_overlay(m, &a);
     if (!atime_due(m, &a))
