@@ -176,7 +176,9 @@ static int setup(void **state)
     dir = tmpdir_make("client");
     const char *md[] = {"--inline-budget", INLINE_BUDGET, NULL};
     assert_int_equal(start_metad(&metad, dir, md), 0);
-    const char *hb[] = {"--heartbeat-interval", "500ms", NULL};
+    /* Compressing servers: random data stays as it is, text is stored
+     * compressed (test_local_reads reads both kinds of file). */
+    const char *hb[] = {"--heartbeat-interval", "500ms", "--compress-level", "1", NULL};
     for (int i = 0; i < 3; i++)
         assert_int_equal(start_chunkd(&chunkd[i], dir, i + 1, metad.addr, hb), 0);
     assert_true(wait_until(cluster_up, NULL, 15000));
@@ -390,7 +392,45 @@ static void test_local_reads(void **state)
     assert_int_equal(r, 4096);
     assert_memory_equal(got, data + 4 * MiB, 4096);
     cfile_put(f);
+
+    /* A chunk the servers stored compressed is read from its file too. */
+    size_t tn = 3 * MiB;
+    uint8_t *text = xmalloc(tn);
+    for (size_t i = 0; i < tn; i++)
+        text[i] = (uint8_t)("cairn keeps chunks by content; "[i % 31]);
+    uint64_t tino = create_file(l, "text");
+    f = open_file(l, tino);
+    write_all(f, 0, text, tn);
+    assert_int_equal(cfile_flush(f), 0);
+    cfile_put(f);
+    mc_inode tin;
+    assert_int_equal(mc_map(l->meta, tino, NULL, &tin), 0);
+    assert_int_equal(tin.nslots, 1);
+    np = chunk_files(tin.slots[0].id, paths, 3);
+    mc_inode_clear(&tin);
+    assert_int_equal(np, 2);
+    for (size_t i = 0; i < np; i++) {
+        struct stat sst;
+        assert_int_equal(stat(paths[i], &sst), 0);
+        assert_true((size_t)sst.st_size < tn / 10);   /* stored compressed */
+    }
     client_free(l);
+    l = client_new_opts(5000, 1);
+    f = open_file(l, tino);
+    uint8_t *tgot = xmalloc(tn);
+    for (size_t done2 = 0; done2 < tn;) {
+        long r2 = cfile_read(f, done2, MIN(tn - done2, (size_t)MiB), tgot + done2, NULL);
+        assert_true(r2 > 0);
+        done2 += (size_t)r2;
+    }
+    assert_memory_equal(tgot, text, tn);
+    cio_get_stats(l->io, &st);
+    assert_int_equal(st.local_reads, 1);
+    assert_int_equal(st.local_failures, 0);
+    cfile_put(f);
+    client_free(l);
+    free(tgot);
+    free(text);
     free(got);
     free(data);
 }
