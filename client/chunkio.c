@@ -90,6 +90,19 @@ typedef struct local_dir {
 /* A server that could not be asked is asked again after this long. */
 #define LOCAL_RETRY_MS 30000
 
+/* A local chunk file read whole and found good (uncompressed): ranges of
+ * it are read straight from the file while it is that same file. */
+typedef struct local_ok {
+    uint8_t id[CHUNK_ID_LEN];
+    char *path;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    UT_hash_handle hh;
+} local_ok;
+#define LOCAL_OK_MAX 65536
+
 struct cio {
     cio_config cfg;
     httpc *http;
@@ -97,6 +110,7 @@ struct cio {
 
     pthread_mutex_t local_lock;
     local_dir *locals;
+    local_ok *oks;               /* by id, oldest first (HASH order) */
 
     pthread_mutex_t map_lock;
     srv *servers;
@@ -564,6 +578,79 @@ static char *local_dir_of(cio *c, const srv *s)
     return dir;
 }
 
+static void local_ok_del_locked(cio *c, local_ok *e)
+{
+    HASH_DEL(c->oks, e);
+    free(e->path);
+    free(e);
+}
+
+static void local_ok_add(cio *c, const uint8_t id[CHUNK_ID_LEN], const char *path,
+                         const struct stat *st)
+{
+    pthread_mutex_lock(&c->local_lock);
+    local_ok *e;
+    HASH_FIND(hh, c->oks, id, CHUNK_ID_LEN, e);
+    if (e)
+        local_ok_del_locked(c, e);
+    if (HASH_COUNT(c->oks) >= LOCAL_OK_MAX)
+        local_ok_del_locked(c, c->oks);   /* the oldest */
+    e = xcalloc(1, sizeof(*e));
+    memcpy(e->id, id, CHUNK_ID_LEN);
+    e->path = xstrdup(path);
+    e->dev = st->st_dev;
+    e->ino = st->st_ino;
+    e->size = st->st_size;
+    e->mtime = st->st_mtim;
+    HASH_ADD(hh, c->oks, id, CHUNK_ID_LEN, e);
+    pthread_mutex_unlock(&c->local_lock);
+}
+
+/* Bytes [off, off + len) of chunk id from its local file, if that file was
+ * read whole and found good and is still the same file: bytes read (short
+ * at the chunk's end), or -ENOENT to take the whole-chunk way. */
+static long local_range(cio *c, const uint8_t id[CHUNK_ID_LEN], uint64_t off, void *dst,
+                        size_t len)
+{
+    pthread_mutex_lock(&c->local_lock);
+    local_ok *e;
+    HASH_FIND(hh, c->oks, id, CHUNK_ID_LEN, e);
+    local_ok k;
+    char *path = NULL;
+    if (e) {
+        k = *e;
+        path = xstrdup(e->path);
+    }
+    pthread_mutex_unlock(&c->local_lock);
+    if (!path)
+        return -ENOENT;
+    long n = -ENOENT;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == k.dev && st.st_ino == k.ino &&
+        st.st_size == k.size && st.st_mtim.tv_sec == k.mtime.tv_sec &&
+        st.st_mtim.tv_nsec == k.mtime.tv_nsec) {
+        uint64_t raw = (uint64_t)st.st_size - CHUNKFILE_HDR_LEN;
+        size_t want = off < raw ? (size_t)MIN((uint64_t)len, raw - off) : 0;
+        if (want == 0 || pread_full(fd, dst, want, (off_t)(CHUNKFILE_HDR_LEN + off)) == 0)
+            n = (long)want;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (n < 0) {
+        /* Gone or changed (collected, repaired, moved aside): forget it. */
+        pthread_mutex_lock(&c->local_lock);
+        HASH_FIND(hh, c->oks, id, CHUNK_ID_LEN, e);
+        if (e && strcmp(e->path, path) == 0)
+            local_ok_del_locked(c, e);
+        pthread_mutex_unlock(&c->local_lock);
+    } else {
+        stat_add(c, &c->st.local_ranges, 1);
+    }
+    free(path);
+    return n;
+}
+
 /* Read chunk id from its file under a server's data directory, checked as
  * the server checks it for a GET: 0 with *out, or an error. */
 static int local_read(cio *c, const char *dir, const uint8_t id[CHUNK_ID_LEN], const char *hex,
@@ -594,6 +681,8 @@ static int local_read(cio *c, const char *dir, const uint8_t id[CHUNK_ID_LEN], c
     close(fd);
     if (rc == 0)
         rc = chunkfile_check_payload(&h, stored, h.stored_len);
+    if (rc == 0 && !(h.flags & CHUNKFILE_F_ZSTD))
+        local_ok_add(c, id, path, &st);
     if (rc == 0)
         rc = chunkfile_decode(&h, stored, h.stored_len, &raw);
     if (rc < 0) {
@@ -713,8 +802,7 @@ static int fetch_net(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int *lo
     }
 }
 
-/* prefetch: fetched ahead of a sequential reader. */
-static int get_chunk(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int prefetch)
+int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
 {
     if (c->cfg.cache) {
         cbuf *b = ccache_get(c->cfg.cache, id);
@@ -756,12 +844,10 @@ static int get_chunk(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int pre
     int local = 0;
     int rc = fetch_net(c, id, &b, &local);
     stat_add(c, &c->st.gets, 1);
-    /* A chunk file on this machine needs no second copy on its disk for a
-     * streaming reader (reading the file again is as cheap); a random
-     * reader gets one, whose ranges the cache reads without the whole
-     * chunk. */
+    /* A chunk file on this machine needs no second copy on its disk: a
+     * reader gets its ranges from the file itself (local_range). */
     if (rc == 0 && c->cfg.cache)
-        ccache_put(c->cfg.cache, id, b, !(local && prefetch));
+        ccache_put(c->cfg.cache, id, b, !local);
 
     pthread_mutex_lock(&c->fl_lock);
     HASH_DEL(c->flights, f);
@@ -781,15 +867,15 @@ static int get_chunk(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int pre
     return rc;
 }
 
-int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
-{
-    return get_chunk(c, id, out, 0);
-}
-
 long cio_read(cio *c, const uint8_t id[CHUNK_ID_LEN], uint64_t off, void *dst, size_t len)
 {
     if (c->cfg.cache) {
         long n = ccache_read(c->cfg.cache, id, off, dst, len);
+        if (n >= 0)
+            return n;
+    }
+    if (c->cfg.local_reads) {
+        long n = local_range(c, id, off, dst, len);
         if (n >= 0)
             return n;
     }
@@ -877,8 +963,7 @@ static void *fetcher_main(void *arg)
         int granted = !c->cfg.pool || bufpool_try_acquire(c->cfg.pool, c->cfg.chunk_size);
         if (granted) {
             cbuf *b;
-            if (!(c->cfg.cache && ccache_has(c->cfg.cache, p->id)) &&
-                get_chunk(c, p->id, &b, 1) == 0)
+            if (!(c->cfg.cache && ccache_has(c->cfg.cache, p->id)) && cio_get(c, p->id, &b) == 0)
                 cbuf_unref(b);
             if (c->cfg.pool)
                 bufpool_release(c->cfg.pool, c->cfg.chunk_size);
@@ -973,6 +1058,8 @@ void cio_free(cio *c)
         free(e->dir);
         free(e);
     }
+    local_ok *o, *otmp;
+    HASH_ITER(hh, c->oks, o, otmp) local_ok_del_locked(c, o);
     pthread_mutex_destroy(&c->local_lock);
     httpc_free(c->http);
     pthread_mutex_destroy(&c->map_lock);

@@ -69,7 +69,9 @@ void cio_free(cio *c);
  * written it), the chunk is read
  * from its file there, checked like the server checks it for a GET (the
  * header names this id, the payload matches its CRC32C); any failure falls
- * back to HTTP. Chunks read locally are kept in the memory tier only. */
+ * back to HTTP. Chunks read locally are kept in the memory tier only; once a
+ * local file was read whole and found good, cio_read serves ranges of it
+ * from the file while it is the same file (device, inode, size, mtime). */
 int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out);
 /* Copy up to len bytes at off of the chunk; returns bytes copied (short at
  * the chunk's end) or a negative error. */
@@ -93,6 +95,7 @@ typedef struct cio_stats {
     uint64_t gets, get_bytes, get_failures, verify_failures, shared_fetches;
     uint64_t prefetch_queued, prefetch_dropped;
     uint64_t local_reads, local_bytes, local_failures;
+    uint64_t local_ranges;      /* reads served from a local file found good before */
 } cio_stats;
 void cio_get_stats(cio *c, cio_stats *out);
 

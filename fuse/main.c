@@ -365,10 +365,10 @@ out:
         cio_stats cs;
         cio_get_stats(m.io, &cs);
         log_info("chunks fetched: %llu, of which %llu from local chunk files (%llu unusable); "
-                 "%llu bytes over HTTP, %llu read locally",
+                 "%llu bytes over HTTP, %llu read locally; %llu reads of ranges of local files",
                  (unsigned long long)cs.gets, (unsigned long long)cs.local_reads,
                  (unsigned long long)cs.local_failures, (unsigned long long)cs.get_bytes,
-                 (unsigned long long)cs.local_bytes);
+                 (unsigned long long)cs.local_bytes, (unsigned long long)cs.local_ranges);
         cio_free(m.io);
     }
     if (m.fs)

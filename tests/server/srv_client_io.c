@@ -343,8 +343,9 @@ static void test_local_reads(void **state)
     mc_inode in;
     assert_int_equal(mc_map(a->meta, ino, NULL, &in), 0);
     assert_int_equal(in.nslots, 3);
-    uint8_t id0[CHUNK_ID_LEN];
+    uint8_t id0[CHUNK_ID_LEN], id1[CHUNK_ID_LEN];
     memcpy(id0, in.slots[0].id, CHUNK_ID_LEN);
+    memcpy(id1, in.slots[1].id, CHUNK_ID_LEN);
     mc_inode_clear(&in);
     client_free(a);
 
@@ -365,6 +366,33 @@ static void test_local_reads(void **state)
     /* the first fetch may go over HTTP while the servers are being asked */
     assert_true(st.local_reads >= 2);
     assert_int_equal(st.local_failures, 0);
+    assert_int_equal(st.local_ranges, 0);
+
+    /* Out of the memory cache, a range of chunk 1 comes from its file
+     * without reading the whole chunk again... */
+    ccache_drop(l->cache, id1);
+    uint8_t small[5000];
+    f = open_file(l, ino);
+    assert_int_equal(cfile_read(f, 4 * MiB + 12345, sizeof(small), small, NULL), sizeof(small));
+    assert_memory_equal(small, data + 4 * MiB + 12345, sizeof(small));
+    cio_stats st2;
+    cio_get_stats(l->io, &st2);
+    assert_int_equal(st2.local_ranges, 1);
+    assert_int_equal(st2.local_reads, st.local_reads);
+    /* ...while it is the same file: a changed one is read whole again. */
+    char paths1[3][512];
+    assert_int_equal(chunk_files(id1, paths1, 3), 2);
+    for (int i = 0; i < 2; i++) {
+        struct timespec ts[2] = {{0, UTIME_OMIT}, {12345, 0}};
+        assert_int_equal(utimensat(AT_FDCWD, paths1[i], ts, 0), 0);
+    }
+    ccache_drop(l->cache, id1);
+    assert_int_equal(cfile_read(f, 4 * MiB + 12345, sizeof(small), small, NULL), sizeof(small));
+    assert_memory_equal(small, data + 4 * MiB + 12345, sizeof(small));
+    cio_get_stats(l->io, &st2);
+    assert_int_equal(st2.local_ranges, 1);
+    assert_int_equal(st2.local_reads, st.local_reads + 1);
+    cfile_put(f);
     client_free(l);
 
     /* Damage every copy of chunk 0 (one payload byte). */
