@@ -480,16 +480,15 @@ int cio_put(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf *b)
 /* The first line of a small file, trimmed, into out: 0 or -errno. */
 static int read_line(const char *path, char *out, size_t cap)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
-    ssize_t n = read(fd, out, cap - 1);
-    int rc = n < 0 ? -errno : 0;
-    close(fd);
+    uint8_t *text;
+    size_t len;
+    int rc = read_file(path, cap - 1, &text, &len);
     if (rc < 0)
         return rc;
-    out[n] = 0;
+    memcpy(out, text, len);
+    out[len] = 0;
     out[strcspn(out, "\r\n")] = 0;
+    free(text);
     return 0;
 }
 

@@ -445,3 +445,24 @@ int wait_until(int (*cond)(void *ctx), void *ctx, int timeout_ms)
         sleep_ms(10);
     }
 }
+
+double metrics_find(const void *text, size_t len, const char *series)
+{
+    const char *p = text, *end = p + len;
+    size_t sl = strlen(series);
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if ((size_t)(le - p) > sl && memcmp(p, series, sl) == 0 && p[sl] == ' ') {
+            char num[64];
+            size_t n = (size_t)(le - p) - sl - 1;
+            if (n > sizeof(num) - 1)
+                n = sizeof(num) - 1;
+            memcpy(num, p + sl + 1, n);
+            num[n] = 0;
+            return strtod(num, NULL);
+        }
+        p = le + 1;
+    }
+    return -1;
+}

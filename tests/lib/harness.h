@@ -63,4 +63,8 @@ int start_chunkd(proc *p, const char *dir, int n, const char *meta_addr,
  * returns 1 if it became true. For waiting on conditions, never sleeping. */
 int wait_until(int (*cond)(void *ctx), void *ctx, int timeout_ms);
 
+/* The value of series (a metric name with its labels, exactly as written)
+ * in Prometheus text of len bytes, or -1 when no line has it. */
+double metrics_find(const void *text, size_t len, const char *series);
+
 #endif

@@ -145,18 +145,7 @@ static double metric_value(const proc *p, const char *series)
         httpc_resp_free(&r);
         return -1;
     }
-    double v = -1;
-    size_t sl = strlen(series);
-    const char *line = (const char *)r.body;
-    while (line && *line) {
-        if (strncmp(line, series, sl) == 0 && line[sl] == ' ') {
-            v = strtod(line + sl + 1, NULL);
-            break;
-        }
-        line = strchr(line, '\n');
-        if (line)
-            line++;
-    }
+    double v = metrics_find(r.body, r.len, series);
     httpc_resp_free(&r);
     return v;
 }

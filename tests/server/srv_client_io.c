@@ -117,6 +117,27 @@ static void write_all(cfile *f, uint64_t off, const uint8_t *p, size_t n)
     }
 }
 
+/* The first size bytes of f, read a MiB at a time (malloc'd, size + 1). */
+static uint8_t *read_all(cfile *f, size_t size)
+{
+    uint8_t *out = xmalloc(size + 1);
+    size_t done = 0;
+    while (done < size) {
+        long n = cfile_read(f, done, MIN(size - done, (size_t)MiB), out + done, NULL);
+        assert_true(n > 0);
+        done += (size_t)n;
+    }
+    return out;
+}
+
+/* Bytes [from, to) of got are zeros. */
+static void assert_zeros(const uint8_t *got, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        if (got[i] != 0)
+            fail_msg("byte %zu is %u, expected 0", i, got[i]);
+}
+
 /* Read the whole file through a fresh client (nothing cached). */
 static uint8_t *read_fresh(uint64_t ino, size_t *len)
 {
@@ -126,13 +147,7 @@ static uint8_t *read_fresh(uint64_t ino, size_t *len)
     assert_int_equal(mc_getattr(c->meta, ino, NULL, &in), 0);
     size_t size = (size_t)in.a.size;
     mc_inode_clear(&in);
-    uint8_t *out = xmalloc(size + 1);
-    size_t done = 0;
-    while (done < size) {
-        long n = cfile_read(f, done, MIN(size - done, (size_t)MiB), out + done, NULL);
-        assert_true(n > 0);
-        done += (size_t)n;
-    }
+    uint8_t *out = read_all(f, size);
     assert_int_equal(cfile_read(f, size, 100, out + size, NULL), 0);
     cfile_put(f);
     client_free(c);
@@ -253,8 +268,7 @@ static void test_inline_then_grow(void **state)
     uint8_t *got = read_fresh(ino, &len);
     assert_int_equal(len, past + 10);
     assert_memory_equal(got, data, 100);
-    for (size_t i = 100; i < past; i++)
-        assert_int_equal(got[i], 0);
+    assert_zeros(got, 100, past);
     assert_memory_equal(got + past, tail, sizeof(tail));
     free(got);
     free(data);
@@ -351,13 +365,7 @@ static void test_local_reads(void **state)
 
     client *l = client_new_opts(5000, 1);
     f = open_file(l, ino);
-    uint8_t *got = xmalloc(n);
-    size_t done = 0;
-    while (done < n) {
-        long r = cfile_read(f, done, MIN(n - done, (size_t)MiB), got + done, NULL);
-        assert_true(r > 0);
-        done += (size_t)r;
-    }
+    uint8_t *got = read_all(f, n);
     assert_memory_equal(got, data, n);
     cfile_put(f);
     cio_stats st;
@@ -445,12 +453,7 @@ static void test_local_reads(void **state)
     client_free(l);
     l = client_new_opts(5000, 1);
     f = open_file(l, tino);
-    uint8_t *tgot = xmalloc(tn);
-    for (size_t done2 = 0; done2 < tn;) {
-        long r2 = cfile_read(f, done2, MIN(tn - done2, (size_t)MiB), tgot + done2, NULL);
-        assert_true(r2 > 0);
-        done2 += (size_t)r2;
-    }
+    uint8_t *tgot = read_all(f, tn);
     assert_memory_equal(tgot, text, tn);
     cio_get_stats(l->io, &st);
     assert_int_equal(st.local_reads, 1);
@@ -571,9 +574,7 @@ static void test_truncate_and_holes(void **state)
     uint8_t *got = read_fresh(ino, &len);
     assert_int_equal(len, far_off + sizeof(far));
     assert_memory_equal(got, data, MiB + 3);
-    for (size_t i = MiB + 3; i < far_off; i++)
-        if (got[i] != 0)
-            fail_msg("byte %zu is %u after truncate + extend, expected 0", i, got[i]);
+    assert_zeros(got, MiB + 3, far_off);   /* truncated, then extended */
     assert_memory_equal(got + far_off, far, sizeof(far));
     free(got);
     free(data);

@@ -1446,18 +1446,10 @@ static uint64_t metric(const proc *p, const char *name)
     rsp r;
     call_on(p, "/metrics", NULL, NULL, &r);
     assert_int_equal(r.err, 0);
-    char *text = xmalloc(r.h.len + 1);
-    memcpy(text, r.h.body, r.h.len);
-    text[r.h.len] = 0;
+    double v = metrics_find(r.h.body, r.h.len, name);
     rsp_free(&r);
-    size_t n = strlen(name);
-    uint64_t v = UINT64_MAX;
-    for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (strncmp(l, name, n) == 0 && l[n] == ' ')
-            v = strtoull(l + n + 1, NULL, 10);
-    free(text);
-    assert_true(v != UINT64_MAX);
-    return v;
+    assert_true(v >= 0);
+    return (uint64_t)v;
 }
 
 /* --inline-budget bounds the inline data metad keeps: a commit that would

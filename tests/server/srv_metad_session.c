@@ -374,19 +374,10 @@ static int end_session(uint64_t sid)
 static double metric(const char *name)
 {
     rsp r;
-    char *text, *line;
-    size_t n = strlen(name);
-    double v = -1;
 
     call("/metrics", NULL, NULL, &r);
     assert_int_equal(r.err, 0);
-    text = xstrndup((const char *)r.h.body, r.h.len);
-    for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (strncmp(line, name, n) == 0 && line[n] == ' ') {
-            v = strtod(line + n + 1, NULL);
-            break;
-        }
-    free(text);
+    double v = metrics_find(r.h.body, r.h.len, name);
     rsp_free(&r);
     assert_true(v >= 0);
     return v;
