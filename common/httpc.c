@@ -48,6 +48,7 @@ struct xfer {
     int too_big;
     int nomem;
     int bad_etag;
+    unsigned sent;           /* times the request went out on a connection */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -249,11 +250,28 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Called by curl right before it sends the request on a connection. */
+static int on_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port)
+{
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    ((struct xfer *)arg)->sent++;
+    return CURL_PREREQFUNC_OK;
+}
+
 static int map_curl_error(CURL *e, CURLcode rc, const struct xfer *x)
 {
     long oserr = 0;
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
+        /* curl sends a request again on a fresh connection by itself when
+         * a reused one dies before any answer; if that connect then fails,
+         * the request may still have arrived the first time. */
+        if (x->sent)
+            return -ECONNRESET;
         curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
         if (oserr == EHOSTUNREACH || oserr == ENETUNREACH)
             return -EHOSTUNREACH;
@@ -369,6 +387,8 @@ int httpc_do(httpc *c, const char *method, const char *url, const char *const *h
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &x);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, &x);
 
     if (x.is_head) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -401,6 +421,7 @@ int httpc_do(httpc *c, const char *method, const char *url, const char *const *h
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
     handle_release(c, e);
 
 out_headers:

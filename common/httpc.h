@@ -12,9 +12,12 @@
  * none did: -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -ECONNRESET, CAIRN_EPROTO
  * (malformed response, or an ETag longer than resp->etag holds), -EFBIG
  * (response body above max_resp), and also -EINVAL (bad URL), -ENOMEM,
- * -EIO (any other transport failure). The body is malloc'd into resp->body
- * (NUL-terminated; len excludes it; never NULL after a 0 return, "" when
- * empty) and freed with httpc_resp_free. On a negative return resp holds
+ * -EIO (any other transport failure). Only -ECONNREFUSED promises that
+ * the request never reached the server: curl resends a request on a fresh
+ * connection by itself when a reused one dies before answering, and when
+ * that connect fails the result is -ECONNRESET. The body is malloc'd into
+ * resp->body (NUL-terminated; len excludes it; never NULL after a 0 return,
+ * "" when empty) and freed with httpc_resp_free. On a negative return resp holds
  * nothing to free (body NULL, status 0). The response headers ETag,
  * Retry-After (delta seconds or an HTTP date, as seconds from now),
  * Cairn-Errno and Cairn-Epoch are captured when present.

@@ -1118,6 +1118,81 @@ static void test_client_edge_responses(void **state)
     httpc_free(c);
 }
 
+/* A server that answers one request on a kept-alive connection, reads a
+ * second request on it whole and then goes away (listener first) without
+ * answering: curl retries such a request on a fresh connection by itself,
+ * which is refused. The request did arrive, so the caller must not be told
+ * "connection refused" (which promises that it never did). */
+struct vanish_srv {
+    int lfd;
+    uint16_t port;
+    int second_seen;
+    pthread_t t;
+};
+
+static int read_request(int fd, char *b, size_t cap)
+{
+    size_t got = 0;
+    ssize_t n;
+    while (got < cap - 1 && (n = read(fd, b + got, cap - 1 - got)) > 0) {
+        got += (size_t)n;
+        b[got] = 0;
+        char *end = strstr(b, "\r\n\r\n");
+        const char *cl = strcasestr(b, "Content-Length:");
+        if (end && (!cl || got >= (size_t)(end + 4 - b) + strtoul(cl + 15, NULL, 10)))
+            return 1;
+    }
+    return 0;
+}
+
+static void *vanish_thread(void *arg)
+{
+    struct vanish_srv *s = arg;
+    char b[4096];
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    if (read_request(fd, b, sizeof(b)) && write_full(fd, ok, strlen(ok)) == 0 &&
+        read_request(fd, b, sizeof(b)))
+        s->second_seen = strstr(b, "second") != NULL;
+    close(s->lfd);
+    close(fd);
+    return NULL;
+}
+
+static void test_request_sent_then_server_gone(void **state)
+{
+    (void)state;
+    httpc_config cc = {.handles = 1};
+    httpc *c = httpc_new(&cc);
+    assert_non_null(c);
+    struct vanish_srv s = {0};
+    s.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s.lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(s.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(s.lfd, 4), 0);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(getsockname(s.lfd, (struct sockaddr *)&sa, &sl), 0);
+    s.port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&s.t, NULL, vanish_thread, &s), 0);
+
+    char *u = xasprintf("http://127.0.0.1:%u/x", (unsigned)s.port);
+    httpc_resp r;
+    assert_int_equal(httpc_do(c, "POST", u, NULL, "first", 5, 5000, &r), 0);
+    assert_int_equal(r.status, 200);
+    httpc_resp_free(&r);
+    assert_int_equal(httpc_do(c, "POST", u, NULL, "second", 6, 5000, &r), -ECONNRESET);
+    pthread_join(s.t, NULL);
+    assert_true(s.second_seen);
+    /* with nothing listening any more, a new request was never delivered */
+    assert_int_equal(httpc_do(c, "POST", u, NULL, "third", 5, 5000, &r), -ECONNREFUSED);
+    free(u);
+    httpc_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1139,6 +1214,7 @@ int main(void)
         cmocka_unit_test(test_client_hangs_up_mid_body),
         cmocka_unit_test(test_concurrent_clients_share_pool),
         cmocka_unit_test(test_client_edge_responses),
+        cmocka_unit_test(test_request_sent_then_server_gone),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
