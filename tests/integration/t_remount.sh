@@ -55,37 +55,10 @@ else
 $(cut -c1-120 "$T/xattr.ref")"
 fi
 
-# verify_tree NAME: the mount's tree equals the reference (bytes, listing, xattrs)
-verify_tree() {
-  local name=$1
-  tree_sums "$MNT/tree" >"$T/sums.got" 2>"$T/sums.err"
-  if cmp -s "$T/sums.ref" "$T/sums.got"; then
-    ok "${name}_sha256"
-  else
-    fail "${name}_sha256" "sha256 of the tree differs from the reference (< reference, > mount):
-$(diff "$T/sums.ref" "$T/sums.got" | head -n 8)
-$(head -n 3 "$T/sums.err")"
-  fi
-  tree_listing "$MNT/tree" >"$T/list.got"
-  if cmp -s "$T/list.ref" "$T/list.got"; then
-    ok "${name}_listing"
-  else
-    fail "${name}_listing" "type/mode/owner/size/links/symlink target differ (< reference, > mount):
-$(diff "$T/list.ref" "$T/list.got" | head -n 8)"
-  fi
-  tree_xattrs "$MNT/tree" >"$T/xattr.got"
-  if cmp -s "$T/xattr.ref" "$T/xattr.got"; then
-    ok "${name}_xattrs"
-  else
-    fail "${name}_xattrs" "user.* xattrs differ (< before, > now):
-$(diff "$T/xattr.ref" "$T/xattr.got" | cut -c1-150 | head -n 8)"
-  fi
-}
-
-verify_tree written
-
 # ---- chmod and utimensat of a file being written travel with its commit
-# (no setattr request of their own) and are what metad keeps
+# (no setattr request of their own) and are what metad keeps. Nothing on
+# the mount has been read yet, so no access time written behind can
+# send a setattr meanwhile.
 setattrs() { metrics | awk '$1 == "cairn_http_requests_total{route=\"setattr\",code=\"200\"}" { print $2; exit }'; }
 sa0=$(setattrs)
 out=$(python3 - "$MNT/folded" "$MNT/folded_new" "$MNT/folded_empty" <<'PY' 2>&1
@@ -116,6 +89,35 @@ PY
 sa1=$(setattrs)
 expect_eq folded_attrs_while_writing "mode and times through the open file" ok "$out"
 expect_eq folded_attrs_no_setattr_request "setattr requests metad answered" "${sa0:-0}" "${sa1:-0}"
+
+# verify_tree NAME: the mount's tree equals the reference (bytes, listing, xattrs)
+verify_tree() {
+  local name=$1
+  tree_sums "$MNT/tree" >"$T/sums.got" 2>"$T/sums.err"
+  if cmp -s "$T/sums.ref" "$T/sums.got"; then
+    ok "${name}_sha256"
+  else
+    fail "${name}_sha256" "sha256 of the tree differs from the reference (< reference, > mount):
+$(diff "$T/sums.ref" "$T/sums.got" | head -n 8)
+$(head -n 3 "$T/sums.err")"
+  fi
+  tree_listing "$MNT/tree" >"$T/list.got"
+  if cmp -s "$T/list.ref" "$T/list.got"; then
+    ok "${name}_listing"
+  else
+    fail "${name}_listing" "type/mode/owner/size/links/symlink target differ (< reference, > mount):
+$(diff "$T/list.ref" "$T/list.got" | head -n 8)"
+  fi
+  tree_xattrs "$MNT/tree" >"$T/xattr.got"
+  if cmp -s "$T/xattr.ref" "$T/xattr.got"; then
+    ok "${name}_xattrs"
+  else
+    fail "${name}_xattrs" "user.* xattrs differ (< before, > now):
+$(diff "$T/xattr.ref" "$T/xattr.got" | cut -c1-150 | head -n 8)"
+  fi
+}
+
+verify_tree written
 
 # ---- a directory's access time (relatime: its atime is older than its
 # mtime) moves with the first listing and shows at once; it is written
