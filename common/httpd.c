@@ -5,10 +5,10 @@
  * own thread:
  *   1. first call (headers parsed): allocate the httpd_req, route it, check
  *      Content-Length against the route's max_body and the in-flight cap.
- *      A rejection (404, 405, 413) is queued right away, which makes MHD
- *      skip the body and close the connection after the answer. A 503 for a
- *      body the client is already sending is answered after the body has
- *      been read and dropped (see refuse_busy).
+ *      A rejection (400, 404, 405) is queued right away, which makes MHD
+ *      skip the body and close the connection after the answer. A 413 or
+ *      503 for a body the client is already sending is answered after the
+ *      body has been read and dropped (see refuse_after_body).
  *   2. body calls: append to the request's buffer. A chunked body that grows
  *      past max_body or the in-flight cap is not stored further; it is
  *      drained (bounded, see DRAIN_MAX) and answered 413/503 at its end.
@@ -446,27 +446,34 @@ static void allow_header(httpd_req *r)
 /* ------------------------------------------------------------------ */
 /* MHD callbacks */
 
+static const char *drain_text(int status)
+{
+    return status == MHD_HTTP_CONTENT_TOO_LARGE ? "request body too large"
+                                                : "server busy, retry later";
+}
+
 /*
- * 503 for a request whose body of len bytes has not been read. Queued at
- * once, MHD would close the connection with the body unread, the peer's
- * kernel would see a reset while the client is still sending, and the
- * client would usually get "connection reset" instead of the 503: it then
- * takes the server for a failed one (a chunk upload moves its copy to
- * another server) instead of backing off and retrying it as Retry-After
- * asks. So unless the client waits for "100 Continue" (and has sent
- * nothing), the body is read and dropped (no memory kept, no in-flight
- * bytes counted; len is at most the route's max_body) and the 503 goes
- * out at its end, on a connection that stays usable.
+ * A refusal (413, 503) of a request whose body of len bytes has not been
+ * read. Queued at once, MHD would close the connection with the body
+ * unread, the peer's kernel would see a reset while the client is still
+ * sending, and the client would usually get "connection reset" instead of
+ * the answer: it then takes the server for a failed one (a chunk upload
+ * moves its copy to another server) instead of backing off as Retry-After
+ * asks, or reporting that the body is too large. So unless the client
+ * waits for "100 Continue" (and has sent nothing) or the body is larger
+ * than DRAIN_MAX, the body is read and dropped (no memory kept, no
+ * in-flight bytes counted) and the answer goes out at its end, on a
+ * connection that stays usable.
  */
-static enum MHD_Result refuse_busy(httpd_req *r, uint64_t len, const char *text)
+static enum MHD_Result refuse_after_body(httpd_req *r, int status, uint64_t len)
 {
     const char *expect = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_EXPECT);
-    if (expect && strcasecmp(expect, "100-continue") == 0)
-        return queue_builtin(r, MHD_HTTP_SERVICE_UNAVAILABLE, text);
+    if ((expect && strcasecmp(expect, "100-continue") == 0) || len > DRAIN_MAX)
+        return queue_builtin(r, status, drain_text(status));
     body_release(r);
     r->state = RQ_DRAIN;
-    r->drain_status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    r->drain_status = status;
     r->drained = 0;
     r->drain_max = len;
     return MHD_YES;
@@ -506,13 +513,10 @@ static enum MHD_Result first_call(httpd *h, httpd_req *r)
         if (errno || end == cl || *end || cl[0] == '-')
             return queue_builtin(r, MHD_HTTP_BAD_REQUEST, "bad Content-Length");
         if (n > r->max_body)
-            return queue_builtin(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+            return refuse_after_body(r, MHD_HTTP_CONTENT_TOO_LARGE, n);
         if (n > 0) {
-            if (!inflight_reserve(r, n))
-                return refuse_busy(r, n, "server busy, retry later");
-            r->body = malloc(n);
-            if (!r->body)
-                return refuse_busy(r, n, "out of memory, retry later");
+            if (!inflight_reserve(r, n) || !(r->body = malloc(n)))
+                return refuse_after_body(r, MHD_HTTP_SERVICE_UNAVAILABLE, n);
             r->cap = n;
         }
     }
@@ -611,9 +615,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
 
     if (r->state == RQ_DRAIN)
-        return queue_builtin(r, r->drain_status,
-                             r->drain_status == MHD_HTTP_CONTENT_TOO_LARGE
-                                 ? "request body too large" : "server busy, retry later");
+        return queue_builtin(r, r->drain_status, drain_text(r->drain_status));
 
     run_handler(r);
     /* The body is not needed once the handler returned: give its memory and

@@ -14,8 +14,8 @@
  * counts requests that matched no route).
  *
  * Bodies: the helper buffers the request body, bounded per route
- * (max_body; a Content-Length above it is answered 413 before any byte is
- * read; a chunked body that grows past it likewise). A body shorter than its
+ * (max_body; a Content-Length above it is answered 413 without keeping any
+ * byte; a chunked body that grows past it likewise). A body shorter than its
  * Content-Length (client hung up) never reaches the handler. Bytes of bodies
  * being received or handled across all connections are capped by
  * max_inflight_body: past the cap the request is answered 503 with
@@ -24,11 +24,15 @@
  * returns, so a client that has read the answer finds the bytes released. A
  * single body is always admitted when no other is in flight, so any body up
  * to max_body can make progress. 413 answers carry Cairn-Errno: EFBIG.
- * A rejection decided from the headers is answered at once and the
- * connection is closed after it, without reading the body. libmicrohttpd
- * cannot answer in the middle of a body, so a chunked body that passes a
- * limit is read and dropped (up to 8 MiB more, then the connection is cut)
- * and answered when it ends.
+ * A 400/404/405 is answered at once and the connection is closed after it,
+ * without reading the body. A 413 or 503 decided from the headers is
+ * answered once the body the client is sending has been read and dropped
+ * (a client that is still sending would read a reset instead of the
+ * answer), unless it waits for "100 Continue" or the body is above 8 MiB:
+ * then at once, closing the connection. libmicrohttpd cannot answer in the
+ * middle of a body, so a chunked body that passes a limit is read and
+ * dropped (up to 8 MiB more, then the connection is cut) and answered when
+ * it ends.
  *
  * Responses: a handler must call exactly one httpd_reply* before returning
  * (if it does not, the helper answers 500 and logs it). Headers added with
