@@ -349,6 +349,8 @@ void chunkapi_metrics(buf *out, void *ctx)
     metric(out, "cairn_chunkd_bytes_stored", "gauge", "Bytes of chunk files held.", st.bytes);
     metric(out, "cairn_chunkd_corrupt_chunks_total", "counter",
            "Chunk files that failed verification and were moved aside.", st.corrupt_found);
+    metric(out, "cairn_chunkd_direct_writes_total", "counter",
+           "Chunk files written with O_DIRECT.", st.direct_writes);
     metric(out, "cairn_chunkd_uploads_inflight", "gauge",
            "PUT requests being verified and written.", atomic_load(&a->put_inflight));
     metric_results(out, "cairn_chunkd_puts_total", "PUT /chunks requests by result.",

@@ -56,6 +56,7 @@ static struct {
     uint64_t max_chunk;
     uint64_t max_inflight;
     int64_t compress_level;
+    int direct_io;
     int64_t max_connections;
     uint64_t maint_rate;
     uint64_t scrub_interval_ms;
@@ -88,6 +89,10 @@ static const opt_def chunkd_opts[] = {
      "Cap on upload bytes being received at once; past it PUT gets 503 + Retry-After.", 0, 0},
     {"compress-level", 0, OPT_INT, &cfg.compress_level, "0", "N",
      "Zstd level for new chunk files (1-22); 0 stores chunks uncompressed.", 0, 22},
+    {"direct-io", 0, OPT_BOOL, &cfg.direct_io, "true", NULL,
+     "Write new chunk files with O_DIRECT, past the page cache (through up to 4 bounce "
+     "buffers of a chunk's size, chunks up to 16 MiB); file systems that refuse it get "
+     "buffered writes.", 0, 0},
     {"max-connections", 0, OPT_INT, &cfg.max_connections, "1024", "N",
      "Most concurrent HTTP connections.", 1, 65536},
     {"maint-rate", 0, OPT_SIZE, &cfg.maint_rate, "50M", "SIZE",
@@ -233,7 +238,8 @@ int main(int argc, char **argv)
     if (cfg.addr_file)
         unlink(cfg.addr_file); /* a stale file must not point at a dead server */
 
-    chunkstore_config scfg = {.dir = cfg.data, .compress_level = (int)cfg.compress_level};
+    chunkstore_config scfg = {
+        .dir = cfg.data, .compress_level = (int)cfg.compress_level, .direct_io = cfg.direct_io};
     if ((rc = chunkstore_open(&scfg, &store)) < 0)
         goto out;
     chunkstore_stats st;

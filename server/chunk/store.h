@@ -39,12 +39,15 @@ typedef struct chunkstore chunkstore;
 typedef struct chunkstore_config {
     const char *dir;          /* data directory (created if missing) */
     int compress_level;       /* 0 = store raw; 1..22 = zstd level for new chunks */
+    int direct_io;            /* write new chunk files with O_DIRECT where possible */
 } chunkstore_config;
 
 typedef struct chunkstore_stats {
     uint64_t chunks;          /* chunk files held */
     uint64_t bytes;           /* bytes of chunk files (headers included) */
     uint64_t corrupt_found;   /* files moved aside since open */
+    uint64_t direct_writes;   /* chunk files written with O_DIRECT since open */
+    int direct_io;            /* O_DIRECT is (still) in use */
 } chunkstore_stats;
 
 /* Creates the layout, removes stale tmp files, and scans the chunk tree to

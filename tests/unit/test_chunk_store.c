@@ -1,7 +1,8 @@
 /*
  * test_chunk_store.c — the chunk store (server/chunk/store.h) on a real
  * temp directory: round trips, hash mismatch, idempotent put, corruption
- * quarantine, tmp cleanup and rescan, compression, concurrent puts.
+ * quarantine, tmp cleanup and rescan, compression, concurrent puts,
+ * O_DIRECT writes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -312,6 +313,113 @@ static void test_compressed(void **state)
     free(d);
 }
 
+static void reopen_direct(fixture *f, int level)
+{
+    chunkstore_free(f->s);
+    chunkstore_config cfg = {.dir = f->dir, .compress_level = level, .direct_io = 1};
+    assert_int_equal(chunkstore_open(&cfg, &f->s), 0);
+}
+
+static off_t file_size_of(const fixture *f, const uint8_t id[CHUNK_ID_LEN])
+{
+    char *path = chunkstore_path(f->dir, id);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    free(path);
+    return st.st_size;
+}
+
+/* Put pattern(n, seed) and read it back; returns its id in id. */
+static void put_and_check(fixture *f, size_t n, unsigned seed, uint8_t id[CHUNK_ID_LEN])
+{
+    uint8_t *d = pattern(n, seed);
+    sha256(d, n, id);
+    assert_int_equal(chunkstore_put(f->s, id, d, n), 0);
+    uint8_t *out;
+    size_t outlen;
+    assert_int_equal(chunkstore_get(f->s, id, &out, &outlen), 0);
+    assert_int_equal(outlen, n);
+    assert_memory_equal(out, d, n);
+    free(out);
+    free(d);
+}
+
+/* O_DIRECT writes (the test directory is on a file system that takes
+ * them): a file with a tail past the last whole block, one of exactly
+ * whole blocks, and one smaller than a block (written buffered) all read
+ * back byte for byte and have exactly header + payload bytes. */
+static void test_direct_writes(void **state)
+{
+    fixture *f = *state;
+    reopen_direct(f, 0);
+    chunkstore_stats st;
+    chunkstore_get_stats(f->s, &st);
+    assert_int_equal(st.direct_io, 1);
+    const size_t sizes[] = {300000, 8192 - CHUNKFILE_HDR_LEN, 100, (4u << 20) + 1};
+    const int direct[] = {1, 1, 0, 1};
+    uint64_t want = 0;
+    for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
+        uint8_t id[CHUNK_ID_LEN];
+        put_and_check(f, sizes[i], (unsigned)i + 7, id);
+        assert_int_equal(file_size_of(f, id), (off_t)(sizes[i] + CHUNKFILE_HDR_LEN));
+        want += (uint64_t)direct[i];
+        chunkstore_get_stats(f->s, &st);
+        assert_int_equal(st.direct_writes, want);
+    }
+    assert_int_equal(count_sub(f, "tmp"), 0);
+
+    /* compressed chunks take the same path */
+    reopen_direct(f, 1);
+    uint8_t id[CHUNK_ID_LEN];
+    put_and_check(f, 1 << 20, 3, id);
+    /* and a store reopened without direct writes reads them all */
+    reopen(f, 0);
+    chunkstore_get_stats(f->s, &st);
+    assert_int_equal(st.chunks, ARRAY_LEN(sizes) + 1);
+    assert_int_equal(st.direct_writes, 0);
+    uint8_t *out;
+    size_t outlen;
+    assert_int_equal(chunkstore_get(f->s, id, &out, &outlen), 0);
+    assert_int_equal(outlen, 1u << 20);
+    free(out);
+}
+
+struct dput {
+    fixture *f;
+    unsigned seed;
+};
+
+static void *direct_putter(void *arg)
+{
+    struct dput *p = arg;
+    uint8_t id[CHUNK_ID_LEN];
+    for (unsigned k = 0; k < 4; k++)
+        put_and_check(p->f, 200000 + p->seed * 4096 + k, p->seed * 16 + k, id);
+    return NULL;
+}
+
+/* More writers than bounce buffers: every chunk is stored whole, whichever
+ * way it was written. */
+static void test_direct_writes_concurrent(void **state)
+{
+    fixture *f = *state;
+    reopen_direct(f, 0);
+    enum { N = 10 };
+    pthread_t t[N];
+    struct dput p[N];
+    for (unsigned i = 0; i < N; i++) {
+        p[i] = (struct dput){f, i + 1};
+        assert_int_equal(pthread_create(&t[i], NULL, direct_putter, &p[i]), 0);
+    }
+    for (unsigned i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    chunkstore_stats st;
+    chunkstore_get_stats(f->s, &st);
+    assert_int_equal(st.chunks, N * 4);
+    assert_true(st.direct_writes >= 1 && st.direct_writes <= N * 4);
+    assert_int_equal(count_sub(f, "tmp"), 0);
+}
+
 static void test_second_open_refused(void **state)
 {
     fixture *f = *state;
@@ -375,6 +483,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_replaces_corrupt_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_scans_and_cleans_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compressed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_writes_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_open_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_same_chunk, setup, teardown),
     };
