@@ -361,6 +361,56 @@ int mc_setattr(mc *m, uint64_t ino, const mc_setattr_in *in, mc_inode *out)
     return rc;
 }
 
+int mc_atimes(mc *m, mc_atime_item *items, size_t n)
+{
+    if (n == 0 || n > ATIMES_MAX)
+        return -EINVAL;
+    recw w;
+    req_init(&w);
+    for (size_t i = 0; i < n; i++) {
+        recw x;
+        recw_init(&x, FSREC_REQ);
+        recw_u64(&x, FT_INO, items[i].ino);
+        recw_i64(&x, FT_ATIME, items[i].atime);
+        recw_i64(&x, FT_CTIME, items[i].ctime);
+        fsrec_put_vv(&x, FT_VV, &items[i].if_match);
+        recw_rec(&w, FT_INODE, &x);
+        recw_free(&x);
+    }
+    httpc_resp resp;
+    int rc = mc_post(m, "atimes", &w, NULL, NULL, &resp, NULL);
+    recw_free(&w);
+    if (rc < 0)
+        return rc;
+    /* one FT_INODE per item, in order */
+    recr r;
+    rec_iter it;
+    uint16_t tag;
+    const uint8_t *p;
+    size_t len, k = 0;
+    rc = rec_open(&r, resp.body, resp.len) < 0 ? CAIRN_EPROTO : 0;
+    rec_iter_init(&it);
+    while (rc == 0 && rec_next(&r, &it, &tag, &p, &len)) {
+        recr x;
+        uint64_t st = ATIMES_DONE, ino;
+        if (tag != FT_INODE)
+            continue;
+        if (k == n || rec_open(&x, p, len) < 0 || rec_get_u64(&x, FT_INO, &ino) < 0 ||
+            ino != items[k].ino || (rec_has(&x, FT_STATUS) && rec_get_u64(&x, FT_STATUS, &st) < 0) ||
+            st > ATIMES_GONE || (st != ATIMES_GONE && fsrec_get_attr(&x, &items[k].a) < 0)) {
+            rc = CAIRN_EPROTO;
+            break;
+        }
+        items[k++].status = (int)st;
+    }
+    if (rc == 0 && k != n)
+        rc = CAIRN_EPROTO;
+    if (rc < 0)
+        log_warn("metad %s: atimes: undecodable answer", m->addr);
+    httpc_resp_free(&resp);
+    return rc;
+}
+
 /* After a possibly-duplicated create-type call answered EEXIST: if the name
  * now resolves to an inode of the wanted type, that is our own creation. */
 static int resolve_dup_create(mc *m, uint64_t parent, const char *name, uint32_t type,

@@ -108,6 +108,19 @@ int mc_fsinfo_get(mc *m, mc_fsinfo *out);
 int mc_lookup(mc *m, uint64_t parent, const char *name, mc_inode *out);
 int mc_getattr(mc *m, uint64_t ino, const vv *if_none_match, mc_inode *out);
 int mc_setattr(mc *m, uint64_t ino, const mc_setattr_in *in, mc_inode *out);
+
+/* Access times written behind, up to ATIMES_MAX in one request: item i
+ * sets ino's atime (and ctime, kept) if its VV is still if_match. On 0,
+ * each item's status is ATIMES_DONE (a: the new attributes),
+ * ATIMES_CONFLICT (a: the current ones) or ATIMES_GONE. */
+typedef struct mc_atime_item {
+    uint64_t ino;
+    int64_t atime, ctime;
+    vv if_match;
+    int status;              /* out */
+    fs_attr a;               /* out */
+} mc_atime_item;
+int mc_atimes(mc *m, mc_atime_item *items, size_t n);
 /* op is "create" (flags FSC_EXCL) or "mknod" (rdev). */
 int mc_create(mc *m, const char *op, uint64_t parent, const char *name, uint32_t mode,
               uint32_t uid, uint32_t gid, uint64_t rdev, uint32_t flags, mc_inode *out);

@@ -84,6 +84,7 @@ enum fsrec_tag {
     FT_CLIENT = 73,    /* client description, e.g. "host:pid" */
     FT_RELEASED = 74,  /* u64 inode the requesting session stopped holding; repeated */
     FT_PARENT_ATTR = 75, /* nested FSREC_INODE: the directory a create or link changed */
+    FT_STATUS = 76,    /* u64, per item of a batch answer: ATIMES_* */
 };
 
 /* setattr FT_VALID bits. *_NOW: the server uses its own clock. */
@@ -91,6 +92,10 @@ enum {
     SA_MODE = 1, SA_UID = 2, SA_GID = 4, SA_SIZE = 8, SA_ATIME = 16,
     SA_MTIME = 32, SA_ATIME_NOW = 64, SA_MTIME_NOW = 128, SA_CTIME = 256,
 };
+
+/* POST /v1/atimes: items per request, and each item's FT_STATUS. */
+#define ATIMES_MAX 256
+enum { ATIMES_DONE = 0, ATIMES_CONFLICT = 1, ATIMES_GONE = 2 };
 
 /* create FT_FLAGS bits. */
 enum { FSC_EXCL = 1 };

@@ -1128,7 +1128,8 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, int64_t t, fs_attr *
 /*
  * Access times of files are written behind: the read that makes one due
  * lays it over the file's attributes (so stat shows it at once) and queues
- * it; one thread sends the setattrs about a second later. A read does not
+ * it; one thread sends them, many per request (POST /v1/atimes, one
+ * durable write for all), half a second to a second later. A read does not
  * wait for metad's durable write of a time nobody asked for, which would
  * double the cost of opening and reading a small file, and an explicit
  * utimensat meanwhile (a build cache marking an entry used) makes the
@@ -1138,6 +1139,9 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, int64_t t, fs_attr *
  */
 #define ATIME_QUEUE_MAX 4096
 #define ATIME_DELAY_NS (1000LL * 1000000LL)
+/* A batch also takes the times that would be due within this much more,
+ * so that a burst of reads goes out in a few requests. */
+#define ATIME_SLACK_NS (500LL * 1000000LL)
 
 /* Append an item (room checked by the caller; aq_lock held). */
 static void aq_push_locked(cmount *m, cfile *c, uint64_t ino)
@@ -1251,15 +1255,6 @@ static int seen_attr(cmount *m, uint64_t ino, fs_attr *a)
     return rc;
 }
 
-static void dir_atime_write(cmount *m, uint64_t ino, int64_t t)
-{
-    fs_attr a, out;
-    if (seen_attr(m, ino, &a) < 0)
-        return;
-    if (atime_update(m, ino, a, t, &out, NULL) == 1)
-        remember_attr(m, &out);
-}
-
 static int atime_queue(cmount *m, uint64_t ino, int64_t t)
 {
     pthread_mutex_lock(&m->aq_lock);
@@ -1273,37 +1268,98 @@ static int atime_queue(cmount *m, uint64_t ino, int64_t t)
     return queued;
 }
 
-/* Send the access time c has waiting. Made on the cfile's base, the base
- * moves with it and so does the kernel's view; made after another change
- * (a conflict first), the cfile's base is stale and stays so, to be
- * revalidated at the next open. */
-static void atime_write(cmount *m, cfile *c, uint64_t ino)
-{
+/* One access time of a batch: what was sent, and for whom. */
+typedef struct atime_send {
+    cfile *c;                /* NULL: a directory's */
     int64_t t;
-    fs_attr a, out;
-    vv cas;
-    if (!cfile_lazy_atime_get(c, &t, &a))
-        return;
-    if (atime_update(m, ino, a, t, &out, &cas) != 1) {
-        cfile_lazy_atime_done(c, t, NULL, NULL);
-        return;
+    vv base;                 /* the VV the update is made on */
+} atime_send;
+
+/* The update q asks for, as item *it: 1 when one is due, else 0 (and the
+ * queued time is dropped). */
+static int atime_prepare(cmount *m, const atime_item *q, mc_atime_item *it, atime_send *snd)
+{
+    fs_attr a;
+    int64_t t;
+    if (q->c) {
+        if (!cfile_lazy_atime_get(q->c, &t, &a))
+            return 0;
+    } else if (!dir_atime_peek(m, q->ino, &t) || seen_attr(m, q->ino, &a) < 0) {
+        return 0;
     }
-    cfile_lazy_atime_done(c, t, &cas, &out);
-    if (vv_equal(&cas, &a.vv))
-        note_own_vv(m, ino, c, &a.vv);
+    if (a.atime >= t) {
+        if (q->c)
+            cfile_lazy_atime_done(q->c, t, NULL, NULL);
+        else
+            dir_atime_sent(m, q->ino, t);
+        return 0;
+    }
+    memset(it, 0, sizeof(*it));
+    it->ino = q->ino;
+    it->atime = t;
+    it->ctime = a.ctime;
+    it->if_match = a.vv;
+    snd->c = q->c;
+    snd->t = t;
+    snd->base = a.vv;
+    return 1;
 }
 
+/* After metad's answer to item it (sent != 0) or no answer (sent == 0).
+ * A conflict is judged again, once, on the current attributes by a setattr
+ * of its own. Made on the cfile's base, the base moves with the update and
+ * so does the kernel's view; made after another change (a conflict first),
+ * the cfile's base is stale and stays so, to be revalidated at the next
+ * open. */
+static void atime_finish(cmount *m, const mc_atime_item *it, const atime_send *snd, int sent)
+{
+    fs_attr out;
+    vv cas;
+    int ok = sent && it->status == ATIMES_DONE;
+    dcache_forget_attr(m->dc, it->ino);
+    if (ok) {
+        out = it->a;
+        cas = snd->base;
+        dcache_attr_set(m->dc, &out);
+        dcache_dir_attr(m->dc, &out);
+    } else if (sent && it->status == ATIMES_CONFLICT) {
+        ok = atime_update(m, it->ino, it->a, snd->t, &out, &cas) == 1;
+    }
+    if (!snd->c) {
+        if (ok)
+            remember_attr(m, &out);
+        dir_atime_sent(m, it->ino, snd->t);
+        return;
+    }
+    if (!ok) {
+        cfile_lazy_atime_done(snd->c, snd->t, NULL, NULL);
+        return;
+    }
+    cfile_lazy_atime_done(snd->c, snd->t, &cas, &out);
+    if (vv_equal(&cas, &snd->base))
+        note_own_vv(m, it->ino, snd->c, &snd->base);
+}
+
+/*
+ * The writer: it waits until the oldest queued time is due, then takes
+ * every one due within ATIME_SLACK_NS (up to ATIMES_MAX) and sends them in
+ * one request, which
+ * metad makes durable with one flush: reading a few thousand files costs
+ * a few requests, not a few thousand durable setattrs.
+ */
 static void *atime_main(void *arg)
 {
     cmount *m = arg;
+    atime_item *batch = xcalloc(ATIMES_MAX, sizeof(*batch));
+    mc_atime_item *items = xcalloc(ATIMES_MAX, sizeof(*items));
+    atime_send *snd = xcalloc(ATIMES_MAX, sizeof(*snd));
     pthread_mutex_lock(&m->aq_lock);
     for (;;) {
         while (m->aq_len == 0 && !m->aq_stop)
             pthread_cond_wait(&m->aq_cv, &m->aq_lock);
         if (m->aq_len == 0)
             break;
-        atime_item q = m->aq[m->aq_head];
-        int64_t due = q.queued + ATIME_DELAY_NS, now = now_mono_ns();
+        int64_t due = m->aq[m->aq_head].queued + ATIME_DELAY_NS, now = now_mono_ns();
         if (!m->aq_stop && now < due) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1313,22 +1369,33 @@ static void *atime_main(void *arg)
             pthread_cond_timedwait(&m->aq_cv, &m->aq_lock, &ts);
             continue;
         }
-        m->aq_head = (m->aq_head + 1) % ATIME_QUEUE_MAX;
-        m->aq_len--;
+        size_t nb = 0;
+        while (m->aq_len && nb < ATIMES_MAX &&
+               (m->aq_stop || m->aq[m->aq_head].queued + ATIME_DELAY_NS <= now + ATIME_SLACK_NS)) {
+            batch[nb++] = m->aq[m->aq_head];
+            m->aq_head = (m->aq_head + 1) % ATIME_QUEUE_MAX;
+            m->aq_len--;
+        }
         pthread_mutex_unlock(&m->aq_lock);
-        if (q.c) {
-            atime_write(m, q.c, q.ino);
-            cfile_put(q.c);
-        } else {
-            int64_t t;
-            if (dir_atime_peek(m, q.ino, &t)) {
-                dir_atime_write(m, q.ino, t);
-                dir_atime_sent(m, q.ino, t);
-            }
+        size_t n = 0;
+        for (size_t i = 0; i < nb; i++) {
+            if (atime_prepare(m, &batch[i], &items[n], &snd[n]))
+                n++;
+            else if (batch[i].c)
+                cfile_put(batch[i].c);
+        }
+        int sent = n && mc_atimes(m->meta, items, n) == 0;
+        for (size_t i = 0; i < n; i++) {
+            atime_finish(m, &items[i], &snd[i], sent);
+            if (snd[i].c)
+                cfile_put(snd[i].c);
         }
         pthread_mutex_lock(&m->aq_lock);
     }
     pthread_mutex_unlock(&m->aq_lock);
+    free(batch);
+    free(items);
+    free(snd);
     return NULL;
 }
 

@@ -758,6 +758,108 @@ fail:
     httpd_reply_err(rq, rc, "setattr");
 }
 
+/*
+ * Access times written behind by a client, many in one request: each item
+ * (a nested record: FT_INO, FT_ATIME, FT_CTIME, FT_VV) is a setattr of
+ * atime and ctime made only if the inode's VV is still FT_VV. Every item
+ * is checked before any is applied (a malformed one: 400, nothing
+ * changed); then all are applied under one hold of ns_lock and made
+ * durable by one wait. The answer has one FT_INODE per item, in order,
+ * with FT_STATUS: ATIMES_DONE and the new attributes, ATIMES_CONFLICT and
+ * the current ones, or ATIMES_GONE (no such inode).
+ */
+typedef struct atime_item {
+    uint64_t ino;
+    int64_t atime, ctime;
+    vv want;
+} atime_item;
+
+static void h_atimes(httpd_req *rq, void *ctx)
+{
+    metad *m = ctx;
+    recr r;
+    rec_iter it;
+    uint16_t tag;
+    const uint8_t *p;
+    size_t len, n = 0, i;
+    uint64_t lsn = 0, l;
+    answer a = {0};
+    atime_item *items = NULL;
+    fs_op *op = NULL;
+    int rc;
+
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0)
+        goto fail;
+    n = rec_count(&r, FT_INODE);
+    if (n == 0 || n > ATIMES_MAX) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    items = xcalloc(n, sizeof(*items));
+    rec_iter_init(&it);
+    for (i = 0; rec_next(&r, &it, &tag, &p, &len);) {
+        recr x;
+        if (tag != FT_INODE)
+            continue;
+        if (rec_open(&x, p, len) < 0 || x.type != FSREC_REQ ||
+            ops_need_u64(&x, FT_INO, &items[i].ino) < 0 ||
+            rec_get_i64(&x, FT_ATIME, &items[i].atime) < 0 ||
+            rec_get_i64(&x, FT_CTIME, &items[i].ctime) < 0 ||
+            fsrec_get_vv(&x, FT_VV, &items[i].want) < 0) {
+            rc = -EINVAL;
+            goto fail;
+        }
+        i++;
+    }
+    op = op_new(FSOP_SETATTR);
+    recw_init(&a.w, FSREC_REPLY);
+    a.has = 1;
+    pthread_rwlock_wrlock(&m->ns_lock);
+    for (i = 0; i < n; i++) {
+        recw x;
+        fs_result res;
+        fs_inode *ip = fs_get(m->fs, items[i].ino);
+        if (!ip) {
+            recw_init(&x, FSREC_INODE);
+            recw_u64(&x, FT_INO, items[i].ino);
+            recw_u64(&x, FT_STATUS, ATIMES_GONE);
+        } else if (!vv_equal(&items[i].want, &fs_inode_attr(ip)->vv)) {
+            count(&m->cas_conflicts);
+            fs_put_attr_rec(&x, fs_inode_attr(ip), NULL);
+            recw_u64(&x, FT_STATUS, ATIMES_CONFLICT);
+        } else {
+            memset(op, 0, sizeof(*op));
+            op->type = FSOP_SETATTR;
+            op->ino = items[i].ino;
+            op->valid = SA_ATIME | SA_CTIME;
+            op->atime = items[i].atime;
+            op->ctime = items[i].ctime;
+            if ((rc = ops_mutate(m, op, &res, &l)) < 0) {
+                pthread_rwlock_unlock(&m->ns_lock);
+                persist_wait(m, lsn);
+                goto fail;
+            }
+            lsn = MAX(lsn, l);
+            fs_put_attr_rec(&x, &res.attr[0], NULL);
+            recw_u64(&x, FT_STATUS, ATIMES_DONE);
+        }
+        recw_rec(&a.w, FT_INODE, &x);
+        recw_free(&x);
+    }
+    pthread_rwlock_unlock(&m->ns_lock);
+    persist_wait(m, lsn);
+    free(op);
+    free(items);
+    answer_send(rq, &a);
+    return;
+fail:
+    if (a.has)
+        recw_free(&a.w);
+    free(op);
+    free(items);
+    httpd_reply_err(rq, rc, "atimes");
+}
+
 static int slot_cmp(const void *x, const void *y)
 {
     const fs_slot *a = x, *b = y;
@@ -940,6 +1042,7 @@ const httpd_route metad_routes[] = {
     {"POST", "/v1/lookup", h_lookup, "lookup", BODY_SMALL},
     {"POST", "/v1/getattr", h_getattr, "getattr", BODY_SMALL},
     {"POST", "/v1/setattr", h_setattr, "setattr", BODY_SMALL},
+    {"POST", "/v1/atimes", h_atimes, "atimes", BODY_LIST},
     {"POST", "/v1/readdir", h_readdir, "readdir", BODY_SMALL},
     {"POST", "/v1/create", h_create, "create", BODY_SMALL},
     {"POST", "/v1/mknod", h_mknod, "mknod", BODY_SMALL},

@@ -896,6 +896,107 @@ static void test_setattr(void **state)
     assert_false(referenced(101));
 }
 
+/* One item of a POST /v1/atimes request. */
+static void atimes_item(recw *w, uint64_t ino, int64_t atime, int64_t ctime, const vv *v)
+{
+    recw x;
+    recw_init(&x, FSREC_REQ);
+    recw_u64(&x, FT_INO, ino);
+    recw_i64(&x, FT_ATIME, atime);
+    recw_i64(&x, FT_CTIME, ctime);
+    if (v)
+        fsrec_put_vv(&x, FT_VV, v);
+    recw_rec(w, FT_INODE, &x);
+    recw_free(&x);
+}
+
+/* Access times in a batch: each item applied only on its own VV, one
+ * answer per item in order; a malformed item or too many items: 400 and
+ * nothing changed. */
+static void test_atimes(void **state)
+{
+    (void)state;
+    fs_attr f1, f2, d1, now1, now2, nowd;
+    assert_int_equal(do_create(ROOT, "at1", 1, &f1), 0);
+    assert_int_equal(do_create(ROOT, "at2", 1, &f2), 0);
+    assert_int_equal(do_mkdir(ROOT, "atd", &d1), 0);
+
+    /* f1 and the directory on their VV, f2 on a stale one, a missing inode */
+    vv stale = f2.vv;
+    recw w;
+    rsp r;
+    recw_init(&w, FSREC_REQ);
+    atimes_item(&w, f1.ino, 5000000000123, f1.ctime, &f1.vv);
+    assert_int_equal(xattr_set(f2.ino, "user.a", "b", 0), 0);  /* f2's VV moves on */
+    atimes_item(&w, f2.ino, 6000000000000, f2.ctime, &stale);
+    atimes_item(&w, 987654321, 7000000000000, 0, &f1.vv);
+    atimes_item(&w, d1.ino, 8000000000456, d1.ctime, &d1.vv);
+    call("/v1/atimes", &w, NULL, &r);
+    assert_int_equal(r.err, 0);
+    assert_true(r.has_rec);
+    rec_iter it;
+    uint16_t tag;
+    const uint8_t *p;
+    size_t len, k = 0;
+    const uint64_t want_ino[] = {f1.ino, f2.ino, 987654321, d1.ino};
+    const uint64_t want_st[] = {ATIMES_DONE, ATIMES_CONFLICT, ATIMES_GONE, ATIMES_DONE};
+    rec_iter_init(&it);
+    while (rec_next(&r.r, &it, &tag, &p, &len)) {
+        if (tag != FT_INODE)
+            continue;
+        recr x;
+        uint64_t ino, st;
+        assert_true(k < 4);
+        assert_int_equal(rec_open(&x, p, len), 0);
+        assert_int_equal(rec_get_u64(&x, FT_INO, &ino), 0);
+        assert_int_equal(ino, want_ino[k]);
+        assert_int_equal(rec_get_u64(&x, FT_STATUS, &st), 0);
+        assert_int_equal(st, want_st[k]);
+        if (st != ATIMES_GONE) {
+            fs_attr a;
+            assert_int_equal(fsrec_get_attr(&x, &a), 0);
+            if (k == 0)
+                assert_int_equal(a.atime, 5000000000123);
+            if (k == 1)
+                assert_int_not_equal(a.atime, 6000000000000);
+        }
+        k++;
+    }
+    assert_int_equal(k, 4);
+    rsp_free(&r);
+    assert_int_equal(do_getattr(f1.ino, &now1), 0);
+    assert_int_equal(now1.atime, 5000000000123);
+    assert_int_equal(now1.ctime, f1.ctime);
+    assert_false(vv_equal(&now1.vv, &f1.vv));
+    assert_int_equal(do_getattr(f2.ino, &now2), 0);
+    assert_int_not_equal(now2.atime, 6000000000000);
+    assert_int_equal(do_getattr(d1.ino, &nowd), 0);
+    assert_int_equal(nowd.atime, 8000000000456);
+
+    /* an item without its VV: 400, and the good item before it is not made */
+    recw_init(&w, FSREC_REQ);
+    atimes_item(&w, f1.ino, 9000000000000, now1.ctime, &now1.vv);
+    atimes_item(&w, f2.ino, 9000000000000, now2.ctime, NULL);
+    call("/v1/atimes", &w, NULL, &r);
+    assert_int_equal(r.h.status, 400);
+    rsp_free(&r);
+    /* more than ATIMES_MAX items, or none: 400 */
+    recw_init(&w, FSREC_REQ);
+    for (unsigned i = 0; i <= ATIMES_MAX; i++)
+        atimes_item(&w, f1.ino, 9000000000000, now1.ctime, &now1.vv);
+    call("/v1/atimes", &w, NULL, &r);
+    assert_int_equal(r.h.status, 400);
+    rsp_free(&r);
+    recw_init(&w, FSREC_REQ);
+    call("/v1/atimes", &w, NULL, &r);
+    assert_int_equal(r.h.status, 400);
+    rsp_free(&r);
+    fs_attr again;
+    assert_int_equal(do_getattr(f1.ino, &again), 0);
+    assert_int_equal(again.atime, 5000000000123);
+    assert_true(vv_equal(&again.vv, &now1.vv));
+}
+
 static void test_statfs_fsinfo(void **state)
 {
     (void)state;
@@ -1843,6 +1944,7 @@ int main(void)
         cmocka_unit_test(test_symlink_mknod),
         cmocka_unit_test(test_xattrs),
         cmocka_unit_test(test_setattr),
+        cmocka_unit_test(test_atimes),
         cmocka_unit_test(test_statfs_fsinfo),
         cmocka_unit_test(test_readdir_cursor),
         cmocka_unit_test(test_cas),
