@@ -503,34 +503,36 @@ out:
     return rc;
 }
 
+/* End writing tmp file fd: after the writes went well (rc 0) fsync and
+ * close it, else (or when that fails) close and remove it. Returns rc or
+ * the fsync/close error. */
+static int store_tmp_done(int fd, const char *tmp, int rc)
+{
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (rc == 0) {
+        rc = close(fd) < 0 ? -errno : 0;
+        fd = -1;
+    }
+    if (rc < 0) {
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp);
+    }
+    return rc;
+}
+
 /* Buffered: write hdr + payload into a new tmp file and fsync it. */
 static int store_write_buffered(const char *tmp, const uint8_t *hdr, const void *payload,
                                 size_t n)
 {
-    int rc;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    if ((rc = write_full(fd, hdr, CHUNKFILE_HDR_LEN)) < 0)
-        goto fail;
-    if (n && (rc = write_full(fd, payload, n)) < 0)
-        goto fail;
-    if (fsync(fd) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        rc = -errno;
-        goto fail;
-    }
-    return 0;
-
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    return rc;
+    int rc = write_full(fd, hdr, CHUNKFILE_HDR_LEN);
+    if (rc == 0 && n)
+        rc = write_full(fd, payload, n);
+    return store_tmp_done(fd, tmp, rc);
 }
 
 /* A free bounce buffer of at least len bytes: its slot, or -1 (none free,
@@ -574,7 +576,7 @@ static void dio_give(chunkstore *s, int slot)
 static int store_write_direct(const char *tmp, uint8_t *b, const uint8_t *hdr,
                               const void *payload, size_t n)
 {
-    int rc;
+    int rc = 0;
     size_t total = CHUNKFILE_HDR_LEN + n, head = total & ~(size_t)(DIO_ALIGN - 1);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0644);
     if (fd < 0)
@@ -582,36 +584,22 @@ static int store_write_direct(const char *tmp, uint8_t *b, const uint8_t *hdr,
     memcpy(b, hdr, CHUNKFILE_HDR_LEN);
     if (n)
         memcpy(b + CHUNKFILE_HDR_LEN, payload, n);
-    if (head && (rc = pwrite_full(fd, b, head, 0)) < 0) {
-        if (rc == -EINVAL)
-            rc = DIO_REFUSED;
-        goto fail;
-    }
-    if (total > head) {
+    if (head && (rc = pwrite_full(fd, b, head, 0)) == -EINVAL)
+        rc = DIO_REFUSED;
+    if (rc == 0 && total > head) {
         /* the tail is not a whole block: written through the page cache */
         int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0 ||
-            (rc = pwrite_full(fd, b + head, total - head, (off_t)head)) < 0) {
-            rc = rc < 0 ? rc : -errno;
-            goto fail;
-        }
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0)
+            rc = -errno;
+        else
+            rc = pwrite_full(fd, b + head, total - head, (off_t)head);
     }
-    if (fsync(fd) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        rc = -errno;
-        goto fail;
-    }
-    return 0;
-
-fail:
-    if (fd >= 0)
+    if (rc == DIO_REFUSED) {
         close(fd);
-    unlink(tmp);
-    return rc;
+        unlink(tmp);
+        return rc;
+    }
+    return store_tmp_done(fd, tmp, rc);
 }
 
 /* Write hdr + payload into a new tmp file and fsync it (see "Direct

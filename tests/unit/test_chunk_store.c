@@ -60,11 +60,16 @@ static int teardown(void **state)
     return 0;
 }
 
-static void reopen(fixture *f, int level)
+static void reopen_with(fixture *f, int level, int direct)
 {
     chunkstore_free(f->s);
-    chunkstore_config cfg = {.dir = f->dir, .compress_level = level};
+    chunkstore_config cfg = {.dir = f->dir, .compress_level = level, .direct_io = direct};
     assert_int_equal(chunkstore_open(&cfg, &f->s), 0);
+}
+
+static void reopen(fixture *f, int level)
+{
+    reopen_with(f, level, 0);
 }
 
 static size_t count_files(const char *dir)
@@ -313,13 +318,6 @@ static void test_compressed(void **state)
     free(d);
 }
 
-static void reopen_direct(fixture *f, int level)
-{
-    chunkstore_free(f->s);
-    chunkstore_config cfg = {.dir = f->dir, .compress_level = level, .direct_io = 1};
-    assert_int_equal(chunkstore_open(&cfg, &f->s), 0);
-}
-
 static off_t file_size_of(const fixture *f, const uint8_t id[CHUNK_ID_LEN])
 {
     char *path = chunkstore_path(f->dir, id);
@@ -375,7 +373,7 @@ static void test_direct_writes(void **state)
         print_message("%s refuses O_DIRECT: skipping\n", f->dir);
         skip();
     }
-    reopen_direct(f, 0);
+    reopen_with(f, 0, 1);
     chunkstore_stats st;
     chunkstore_get_stats(f->s, &st);
     assert_int_equal(st.direct_io, 1);
@@ -393,7 +391,7 @@ static void test_direct_writes(void **state)
     assert_int_equal(count_sub(f, "tmp"), 0);
 
     /* compressed chunks take the same path */
-    reopen_direct(f, 1);
+    reopen_with(f, 1, 1);
     uint8_t id[CHUNK_ID_LEN];
     put_and_check(f, 1 << 20, 3, id);
     /* and a store reopened without direct writes reads them all */
@@ -427,7 +425,7 @@ static void *direct_putter(void *arg)
 static void test_direct_writes_concurrent(void **state)
 {
     fixture *f = *state;
-    reopen_direct(f, 0);
+    reopen_with(f, 0, 1);
     enum { N = 10 };
     pthread_t t[N];
     struct dput p[N];
