@@ -688,6 +688,15 @@ static void h_rename(httpd_req *rq, void *ctx)
 
 /* CAS (DESIGN.md §3): with ns_lock held exclusive, compare the inode's VV
  * with If-Match. 0 = go ahead; 1 = conflict, a holds the 412 answer. */
+/* Whether ip's VV is still want; a mismatch is counted as a CAS conflict. */
+static int vv_still(metad *m, fs_inode *ip, const vv *want)
+{
+    if (vv_equal(want, &fs_inode_attr(ip)->vv))
+        return 1;
+    count(&m->cas_conflicts);
+    return 0;
+}
+
 static int cas_check(metad *m, uint64_t ino, const vv *want, int map, answer *a, int *rc)
 {
     fs_inode *ip = fs_get(m->fs, ino);
@@ -696,13 +705,12 @@ static int cas_check(metad *m, uint64_t ino, const vv *want, int map, answer *a,
         *rc = -ENOENT;
         return 1;
     }
-    if (vv_equal(want, &fs_inode_attr(ip)->vv))
+    if (vv_still(m, ip, want))
         return 0;
     fs_put_inode(&a->w, ip, map);
     a->has = a->has_etag = 1;
     a->etag = fs_inode_attr(ip)->vv;
     a->status = 412;
-    count(&m->cas_conflicts);
     return 1;
 }
 
@@ -823,8 +831,7 @@ static void h_atimes(httpd_req *rq, void *ctx)
             recw_init(&x, FSREC_INODE);
             recw_u64(&x, FT_INO, items[i].ino);
             recw_u64(&x, FT_STATUS, ATIMES_GONE);
-        } else if (!vv_equal(&items[i].want, &fs_inode_attr(ip)->vv)) {
-            count(&m->cas_conflicts);
+        } else if (!vv_still(m, ip, &items[i].want)) {
             fs_put_attr_rec(&x, fs_inode_attr(ip), NULL);
             recw_u64(&x, FT_STATUS, ATIMES_CONFLICT);
         } else {

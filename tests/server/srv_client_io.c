@@ -117,6 +117,17 @@ static void write_all(cfile *f, uint64_t off, const uint8_t *p, size_t n)
     }
 }
 
+/* A new file name in the root holding data[0..n), flushed; its ino. */
+static uint64_t store_file(client *c, const char *name, const uint8_t *data, size_t n)
+{
+    uint64_t ino = create_file(c, name);
+    cfile *f = open_file(c, ino);
+    write_all(f, 0, data, n);
+    assert_int_equal(cfile_flush(f), 0);
+    cfile_put(f);
+    return ino;
+}
+
 /* The first size bytes of f, read a MiB at a time (malloc'd, size + 1). */
 static uint8_t *read_all(cfile *f, size_t size)
 {
@@ -217,13 +228,9 @@ static void test_roundtrip(void **state)
 {
     (void)state;
     client *a = client_new(5000);
-    uint64_t ino = create_file(a, "roundtrip");
     size_t n = 10 * MiB + 12345;
     uint8_t *data = random_bytes(n, 1);
-    cfile *f = open_file(a, ino);
-    write_all(f, 0, data, n);
-    assert_int_equal(cfile_flush(f), 0);
-    cfile_put(f);
+    uint64_t ino = store_file(a, "roundtrip", data, n);
     client_free(a);
     size_t len;
     uint8_t *got = read_fresh(ino, &len);
@@ -347,13 +354,10 @@ static void test_local_reads(void **state)
 {
     (void)state;
     client *a = client_new(5000);
-    uint64_t ino = create_file(a, "local");
     size_t n = 2 * MiB * 4 + 777;   /* three chunks */
     uint8_t *data = random_bytes(n, 7);
-    cfile *f = open_file(a, ino);
-    write_all(f, 0, data, n);
-    assert_int_equal(cfile_flush(f), 0);
-    cfile_put(f);
+    uint64_t ino = store_file(a, "local", data, n);
+    cfile *f;
     mc_inode in;
     assert_int_equal(mc_map(a->meta, ino, NULL, &in), 0);
     assert_int_equal(in.nslots, 3);
@@ -434,11 +438,7 @@ static void test_local_reads(void **state)
     uint8_t *text = xmalloc(tn);
     for (size_t i = 0; i < tn; i++)
         text[i] = (uint8_t)("cairn keeps chunks by content; "[i % 31]);
-    uint64_t tino = create_file(l, "text");
-    f = open_file(l, tino);
-    write_all(f, 0, text, tn);
-    assert_int_equal(cfile_flush(f), 0);
-    cfile_put(f);
+    uint64_t tino = store_file(l, "text", text, tn);
     mc_inode tin;
     assert_int_equal(mc_map(l->meta, tino, NULL, &tin), 0);
     assert_int_equal(tin.nslots, 1);

@@ -101,6 +101,17 @@ static uint8_t *pattern(size_t n, unsigned seed)
     return p;
 }
 
+/* chunkstore_get of id answers exactly d[0..n). */
+static void expect_chunk(fixture *f, const uint8_t id[CHUNK_ID_LEN], const uint8_t *d, size_t n)
+{
+    uint8_t *out;
+    size_t outlen;
+    assert_int_equal(chunkstore_get(f->s, id, &out, &outlen), 0);
+    assert_int_equal(outlen, n);
+    assert_memory_equal(out, d, n);
+    free(out);
+}
+
 static void test_roundtrip(void **state)
 {
     fixture *f = *state;
@@ -115,12 +126,7 @@ static void test_roundtrip(void **state)
     uint64_t raw;
     assert_int_equal(chunkstore_stat(f->s, id, &raw), 0);
     assert_int_equal(raw, n);
-    uint8_t *out;
-    size_t outlen;
-    assert_int_equal(chunkstore_get(f->s, id, &out, &outlen), 0);
-    assert_int_equal(outlen, n);
-    assert_memory_equal(out, d, n);
-    free(out);
+    expect_chunk(f, id, d, n);
 
     chunkstore_stats st;
     chunkstore_get_stats(f->s, &st);
@@ -130,6 +136,8 @@ static void test_roundtrip(void **state)
 
     assert_int_equal(chunkstore_delete(f->s, id), 0);
     assert_int_equal(chunkstore_delete(f->s, id), -ENOENT);
+    uint8_t *out;
+    size_t outlen;
     assert_int_equal(chunkstore_get(f->s, id, &out, &outlen), -ENOENT);
     assert_int_equal(chunkstore_stat(f->s, id, &raw), -ENOENT);
     chunkstore_get_stats(f->s, &st);
@@ -309,12 +317,7 @@ static void test_compressed(void **state)
     assert_int_equal(raw, n);
     /* A store without compression still reads compressed files. */
     reopen(f, 0);
-    uint8_t *out;
-    size_t outlen;
-    assert_int_equal(chunkstore_get(f->s, id, &out, &outlen), 0);
-    assert_int_equal(outlen, n);
-    assert_memory_equal(out, d, n);
-    free(out);
+    expect_chunk(f, id, d, n);
     free(d);
 }
 
@@ -333,12 +336,7 @@ static void put_and_check(fixture *f, size_t n, unsigned seed, uint8_t id[CHUNK_
     uint8_t *d = pattern(n, seed);
     sha256(d, n, id);
     assert_int_equal(chunkstore_put(f->s, id, d, n), 0);
-    uint8_t *out;
-    size_t outlen;
-    assert_int_equal(chunkstore_get(f->s, id, &out, &outlen), 0);
-    assert_int_equal(outlen, n);
-    assert_memory_equal(out, d, n);
-    free(out);
+    expect_chunk(f, id, d, n);
     free(d);
 }
 
