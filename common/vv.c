@@ -110,6 +110,33 @@ int vv_equal(const vv *a, const vv *b)
     return vv_compare(a, b) == VV_EQUAL;
 }
 
+int vv_is_step(const vv *before, const vv *after)
+{
+    uint32_t i = 0, j = 0;
+    int steps = 0;
+
+    while (i < before->n || j < after->n) {
+        if (j >= after->n || (i < before->n && before->e[i].replica < after->e[j].replica))
+            return 0;                          /* a replica went missing */
+        if (i >= before->n || after->e[j].replica < before->e[i].replica) {
+            if (after->e[j].counter != 1)
+                return 0;
+            steps++;
+            j++;
+            continue;
+        }
+        if (after->e[j].counter != before->e[i].counter) {
+            if (before->e[i].counter == UINT64_MAX ||
+                after->e[j].counter != before->e[i].counter + 1)
+                return 0;
+            steps++;
+        }
+        i++;
+        j++;
+    }
+    return steps == 1;
+}
+
 size_t vv_format(const vv *v, char *out, size_t outlen)
 {
     size_t len = 0;

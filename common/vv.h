@@ -47,6 +47,9 @@ int vv_bump(vv *v, uint32_t replica);
 int vv_merge(vv *out, const vv *a, const vv *b);
 enum vv_order vv_compare(const vv *a, const vv *b);
 int vv_equal(const vv *a, const vv *b);
+/* 1 when after is before with exactly one counter one higher (a replica's
+ * counter appearing at 1 counts): exactly one mutation lies between them. */
+int vv_is_step(const vv *before, const vv *after);
 
 /* Text form into out[VV_TEXT_MAX]; returns the length. A buffer too small
  * for the whole text yields "" and 0, never a truncated vector. */

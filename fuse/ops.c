@@ -328,6 +328,33 @@ static void note_own_vv(cmount *m, uint64_t ino, cfile *c, const vv *before)
     pthread_mutex_unlock(&m->ino_lock);
 }
 
+/* This client's rename, link or unlink answered with a's new attributes:
+ * only its ctime and link count moved. When a's VV is exactly one step past
+ * what the cfile and the kernel hold, that step was this operation and what
+ * they hold is still current (the kernel updates its own ctime); a VV further
+ * on means another change came in between and revalidation goes its usual
+ * way. */
+static void own_step(cmount *m, const fs_attr *a)
+{
+    if (a->ino == 0 || !S_ISREG(a->mode))
+        return;
+    cfile *c = cfs_file_find(m->fs, a->ino);
+    if (c) {
+        fs_attr b;
+        if (cfile_base_attr(c, &b) == 0 && vv_is_step(&b.vv, &a->vv))
+            cfile_attr_changed(c, &b.vv, a);
+        cfile_put(c);
+    }
+    if (!m->writeback)
+        return;
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &a->ino, sizeof(a->ino), e);
+    if (e && e->have_kvv && vv_is_step(&e->kvv, &a->vv))
+        e->kvv = a->vv;
+    pthread_mutex_unlock(&m->ino_lock);
+}
+
 /* cfile_flush, remembering our own VV change for the writeback cache. */
 static int flush_noting(cmount *m, uint64_t ino, cfile *c)
 {
@@ -848,6 +875,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         return;
     }
     dc_set(m, newparent, newname, &in.a);
+    own_step(m, &in.a);
     dcache_attr_set(m->dc, &in.a);   /* its nlink, under its other names */
     dc_dirs(m, &in);
     dcache_forget_attr(m->dc, in.a.ino);
@@ -870,10 +898,12 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
             dc_set(m, parent, name, NULL);
             dc_dirs(m, &child);
             /* Other names of the inode now show one link less. */
-            if (child.a.ino == 0)
+            if (child.a.ino == 0) {
                 dcache_attr_changed(m->dc);
-            else
+            } else {
+                own_step(m, &child.a);
                 dcache_attr_set(m->dc, &child.a);
+            }
             mc_inode_clear(&child);
         } else {
             dcache_drop(m->dc, parent);
@@ -914,6 +944,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
              * named; the moved inode's ctime changed. */
             dc_set(m, parent, name, NULL);
             dc_set(m, newparent, newname, &moved.a);
+            own_step(m, &moved.a);
             dcache_attr_set(m->dc, &moved.a);
             dcache_forget_attr(m->dc, moved.a.ino);
             dc_dirs(m, &moved);

@@ -159,6 +159,29 @@ else
   fail rename_replace_atomic_B "after 'mv -f s1 s2' on A, 25 opens of s2 on B over 2.5s: $errs failed (first error: ${first_err:-none}), $foreign returned neither the old nor the new bytes, $newseen returned the new bytes (expected 0 failures, 0 foreign, >0 new)"
 fi
 
+# ---- a file published here with write-to-temp + rename (git, ccache and
+# rsync do this) keeps what this mount knows of it: the rename moved its VV
+# by exactly that one step, so when C (timeouts 0) opens it again, metad
+# answers the open's VV check with 304 and sends no new chunk map (the
+# kernel keeps the pages). A change made on B after that is still seen at
+# C's next open.
+maps() { metrics | awk '$1 == "cairn_http_requests_total{route=\"map\",code=\"200\"}" { n = $2 } END { print n + 0 }'; }
+mk pub1 70000
+mk pub2 3000
+cp "$T/pub1" "$C/pub.tmp" && cat "$C/pub.tmp" >/dev/null || fail publish_setup "cannot write $C/pub.tmp"
+m0=$(maps)
+mv "$C/pub.tmp" "$C/pub" || fail publish_setup "cannot rename $C/pub.tmp"
+got=$(sha "$C/pub")
+m1=$(maps)
+if [ "$got" = "$(sha "$T/pub1")" ] && [ "$m1" = "$m0" ]; then
+  ok renamed_here_stays_cached
+else
+  fail renamed_here_stays_cached "read of pub on C after its own rename: sha256 ${got:-unreadable} (expected $(sha "$T/pub1")), full map answers $m0 -> $m1 (expected none)"
+fi
+wait_until "$POLL" file_is "$B" pub "$T/pub1" >/dev/null
+cp "$T/pub2" "$B/pub"
+seen renamed_here_changed_elsewhere "$C" "pub rewritten on B after C renamed it into place" file_is "$C" pub "$T/pub2"
+
 # ---- delete
 for m in "$B" "$C"; do stat "$m/big" >/dev/null 2>&1; done
 rm "$A/big"

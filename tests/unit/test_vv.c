@@ -47,6 +47,46 @@ static void test_init_get(void **state)
     assert_int_equal(vv_get(&v, 3), 0);
 }
 
+static void test_is_step(void **state)
+{
+    (void)state;
+    vv a = V("2:5,7:1"), b;
+
+    b = V("2:6,7:1");
+    assert_true(vv_is_step(&a, &b));
+    b = V("2:5,7:2");
+    assert_true(vv_is_step(&a, &b));
+    b = V("2:5,3:1,7:1");          /* a new replica's first change */
+    assert_true(vv_is_step(&a, &b));
+    b = V("1:1,2:5,7:1");
+    assert_true(vv_is_step(&a, &b));
+    b = V("2:5,7:1,9:1");
+    assert_true(vv_is_step(&a, &b));
+    assert_false(vv_is_step(&a, &a));       /* no change */
+    b = V("2:7,7:1");                       /* two changes */
+    assert_false(vv_is_step(&a, &b));
+    b = V("2:6,7:2");
+    assert_false(vv_is_step(&a, &b));
+    b = V("2:5,3:2,7:1");                   /* a new replica's second change */
+    assert_false(vv_is_step(&a, &b));
+    b = V("2:6");                           /* a replica dropped */
+    assert_false(vv_is_step(&a, &b));
+    b = V("2:4,7:1");                       /* backwards */
+    assert_false(vv_is_step(&a, &b));
+    assert_false(vv_is_step(&b, &a) && vv_is_step(&a, &b));
+    b = V("2:6,7:1");
+    assert_false(vv_is_step(&b, &a));
+    vv z;
+    vv_init(&z);
+    b = V("4:1");
+    assert_true(vv_is_step(&z, &b));
+    assert_false(vv_is_step(&b, &z));
+    b = V("2:6,7:1");
+    vv c = a;
+    assert_int_equal(vv_bump(&c, 2), 0);
+    assert_true(vv_equal(&b, &c) && vv_is_step(&a, &c));
+}
+
 static void test_bump(void **state)
 {
     vv v;
@@ -247,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_init_get),
         cmocka_unit_test(test_bump),
         cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_is_step),
         cmocka_unit_test(test_concurrent_updates),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_format_parse_roundtrip),
