@@ -51,6 +51,8 @@ typedef struct cmount {
     mc_fsinfo info;
     double attr_timeout, entry_timeout, neg_timeout;
     int writeback;           /* kernel writeback cache requested */
+    int killpriv;            /* the kernel leaves clearing set-user/group-ID to us (main.c) */
+    struct fuse_session *se; /* for invalidations sent to the kernel */
     int direct_io;           /* every open bypasses the page cache */
     int atime;               /* ATIME_* policy */
     unsigned max_write;

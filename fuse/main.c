@@ -16,12 +16,16 @@
  * chunkio.c and ops.c; no lock is held across a network call.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
 #include <malloc.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -54,6 +58,68 @@ static struct {
     char *log_file;
     char *fuse_opts;
 } o;
+
+/*
+ * The FUSE device, read and written through libfuse's custom io hooks for
+ * one purpose: to answer the kernel's INIT with FUSE_HANDLE_KILLPRIV_V2,
+ * which libfuse 3.14 cannot ask for. With it the kernel leaves clearing
+ * set-user-ID and set-group-ID to the file system (ops.c kill_privs) and
+ * marks the super block SB_NOSEC, so that a write no longer sends a
+ * getxattr of security.capability first: one request to this process per
+ * write(2) less. Everything else passes through unchanged.
+ */
+static uint64_t init_unique;     /* the INIT request awaiting its answer, 0: none */
+
+static ssize_t dev_read(int fd, void *into, size_t len, void *userdata)
+{
+    (void)userdata;
+    ssize_t n = read(fd, into, len);
+    if (n >= (ssize_t)(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) +
+                       sizeof(uint32_t))) {
+        const struct fuse_in_header *h = into;
+        const struct fuse_init_in *in = (const void *)(h + 1);
+        if (h->opcode == FUSE_INIT && (in->flags & FUSE_HANDLE_KILLPRIV_V2))
+            __atomic_store_n(&init_unique, h->unique, __ATOMIC_RELEASE);
+    }
+    return n;
+}
+
+static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+    uint64_t u = __atomic_load_n(&init_unique, __ATOMIC_ACQUIRE);
+    if (u && count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
+        iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+        const struct fuse_out_header *oh = iov[0].iov_base;
+        if (oh->unique == u && oh->error == 0) {
+            struct fuse_init_out *out = iov[1].iov_base;
+            out->flags |= FUSE_HANDLE_KILLPRIV_V2;
+            ((cmount *)userdata)->killpriv = 1;
+            __atomic_store_n(&init_unique, 0, __ATOMIC_RELEASE);
+        }
+    }
+    return writev(fd, iov, count);
+}
+
+static ssize_t dev_splice_receive(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+                                  unsigned int flags, void *userdata)
+{
+    (void)userdata;
+    return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+static ssize_t dev_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+                               unsigned int flags, void *userdata)
+{
+    (void)userdata;
+    return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+static const struct fuse_custom_io dev_io = {
+    .writev = dev_writev,
+    .read = dev_read,
+    .splice_receive = dev_splice_receive,
+    .splice_send = dev_splice_send,
+};
 
 static const opt_def defs[] = {
     {"config", 0, OPT_STR, &o.config, NULL, "FILE", "read options from FILE (name = value lines)", 0, 0},
@@ -271,6 +337,10 @@ int main(int argc, char **argv)
         fuse_remove_signal_handlers(se);
         goto out;
     }
+    m.se = se;
+    /* The same device, read and written through dev_io (see above). */
+    if (fuse_session_custom_io(se, &dev_io, fuse_session_fd(se)) != 0)
+        log_warn("cannot hook the FUSE device: every write asks for security.capability first");
     if (!o.foreground) {
         if (!(o.log_file && o.log_file[0]))
             log_open("/var/log/cairn-mount.log");

@@ -355,6 +355,78 @@ static void own_step(cmount *m, const fs_attr *a)
     pthread_mutex_unlock(&m->ino_lock);
 }
 
+/*
+ * The kernel leaves clearing set-user-ID and set-group-ID to this mount
+ * (FUSE_HANDLE_KILLPRIV_V2, main.c). They are cleared as Linux clears them:
+ * on a write, truncate or fallocate by a caller without CAP_FSETID, and on
+ * every chown of a regular file; set-group-ID only together with group
+ * execute. libfuse does not pass on the kernel's own verdict about the
+ * caller's capabilities, so uid 0 stands for CAP_FSETID. A file being
+ * written carries the new mode into its next commit, like a chmod.
+ */
+static uint32_t privs_killed(uint32_t mode)
+{
+    uint32_t m = mode & ~(uint32_t)S_ISUID;
+    if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        m &= ~(uint32_t)S_ISGID;
+    return m;
+}
+
+static int caller_keeps_privs(fuse_req_t req)
+{
+    return fuse_req_ctx(req)->uid == 0;
+}
+
+/* ino's attributes as this client shows them (its own unflushed changes
+ * laid over), from what it has at hand. */
+static int known_attr(cmount *m, uint64_t ino, fs_attr *a)
+{
+    cfile *c = cfs_file_find(m->fs, ino);
+    int rc = c ? cfile_base_attr(c, a) : -ENOENT;
+    if (rc == 0)
+        cfile_overlay(c, a);
+    if (c)
+        cfile_put(c);
+    return rc == 0 ? 0 : last_attr(m, ino, a);
+}
+
+static void kill_privs(fuse_req_t req, uint64_t ino, cfile *c)
+{
+    cmount *m = M(req);
+    if (!m->killpriv || caller_keeps_privs(req))
+        return;
+    fs_attr a;
+    if (known_attr(m, ino, &a) < 0)
+        return;
+    uint32_t mode = a.mode & 07777, nm = privs_killed(mode);
+    if (!S_ISREG(a.mode) || nm == mode)
+        return;
+    if (!c || !cfile_fold_attrs(c, 1, nm, 0, 0, 0, 0)) {
+        mc_setattr_in in = {.valid = SA_MODE, .mode = nm};
+        vv before;
+        if (c)
+            cfile_vv(c, &before);
+        mc_inode r;
+        int rc = mc_setattr(m->meta, ino, &in, &r);
+        dcache_forget_attr(m->dc, ino);
+        if (rc < 0) {
+            log_warn("inode %llu: clearing set-user/group-ID after a write failed: %s",
+                     (unsigned long long)ino, cairn_strerror(rc));
+            return;
+        }
+        dcache_attr_set(m->dc, &r.a);
+        if (c) {
+            cfile_attr_changed(c, &before, &r.a);
+            note_own_vv(m, ino, c, &before);
+        }
+        remember_attr(m, &r.a);
+        mc_inode_clear(&r);
+    }
+    /* The kernel still has the old mode cached. */
+    if (m->se)
+        fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
+}
+
 /* cfile_flush, remembering our own VV change for the writeback cache. */
 static int flush_noting(cmount *m, uint64_t ino, cfile *c)
 {
@@ -687,6 +759,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         in.valid |= SA_CTIME;
         in.ctime = ts_ns(&attr->st_ctim);
     }
+    /* A chown of a regular file clears set-user/group-ID for every caller,
+     * a truncate for callers without CAP_FSETID (see kill_privs). */
+    fs_attr cur;
+    if (m->killpriv && !(in.valid & SA_MODE) &&
+        ((in.valid & (SA_UID | SA_GID)) || (have && !caller_keeps_privs(req))) &&
+        (have ? (cur = out, 0) : known_attr(m, ino, &cur)) == 0 && S_ISREG(cur.mode) &&
+        privs_killed(cur.mode & 07777) != (cur.mode & 07777)) {
+        in.valid |= SA_MODE;
+        in.mode = privs_killed(cur.mode & 07777);
+    }
     fs_attr kept;
     if (!have && ctime_restamp(m, ino, &in, &kept)) {
         struct stat st;
@@ -1007,6 +1089,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             dcache_attr_set(m->dc, &a);
         else
             dcache_attr_stale(m->dc, ino);
+        if (rc == 0)
+            kill_privs(req, ino, c);
         changed = 1;
     }
     if (rc < 0) {
@@ -1060,8 +1144,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
                 dcache_attr_set(m->dc, &a);
             else
                 dcache_attr_stale(m->dc, in.a.ino);
-            if (rc == 0)
+            if (rc == 0) {
+                kill_privs(req, in.a.ino, c);
+                if (cfile_base_attr(c, &a) == 0)
+                    cfile_overlay(c, &a);
                 in.a = a;
+            }
         }
         if (rc < 0) {
             csession_closed(m->session, in.a.ino);
@@ -1528,6 +1616,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
         reply_err(req, (int)n);
         return;
     }
+    /* Write-back of cached pages never needs it (the kernel writes through
+     * whatever it wants cleared). */
+    if (!fi->writepage)
+        kill_privs(req, h->ino, h->f);
     fuse_reply_write(req, (size_t)n);
 }
 
@@ -1954,6 +2046,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
         return;
     }
     uint64_t end = (uint64_t)off + (uint64_t)len;
+    if (mode != FALLOC_FL_KEEP_SIZE)
+        kill_privs(req, ino, h->f);
     if (mode == 0) {
         /* Space is not reserved per file; extending the size is what the
          * caller can observe. */
@@ -2029,6 +2123,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
         reply_err(req, (int)n);
         return;
     }
+    kill_privs(req, FH(fi_out)->ino, FH(fi_out)->f);
     fuse_reply_write(req, (size_t)n);
 }
 

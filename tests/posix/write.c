@@ -101,6 +101,32 @@ static int clears_suid_user(pt_ctx *c)
     OK(truncate("f", 0));
     OK(stat("f", &st));
     EQ_MODE(st.st_mode, S_IFREG | 0755);
+    /* so do an open with O_TRUNC, an fallocate and a copy_file_range into it */
+    OK(chmod("f", 04755));
+    fd = open("f", O_WRONLY | O_TRUNC);
+    OK(fd);
+    close(fd);
+    OK(stat("f", &st));
+    EQ_MODE(st.st_mode, S_IFREG | 0755);
+    OK(chmod("f", 04755));
+    fd = open("f", O_WRONLY);
+    OK(fd);
+    OK(fallocate(fd, 0, 0, 8192));
+    close(fd);
+    OK(stat("f", &st));
+    EQ_MODE(st.st_mode, S_IFREG | 0755);
+    EQ(st.st_size, 8192);
+    OK(pt_write_file("src", "abc", 3, 0644));
+    OK(chmod("f", 04755));
+    int in = open("src", O_RDONLY);
+    OK(in);
+    fd = open("f", O_WRONLY);
+    OK(fd);
+    EQ(copy_file_range(in, NULL, fd, NULL, 3, 0), 3);
+    close(fd);
+    close(in);
+    OK(stat("f", &st));
+    EQ_MODE(st.st_mode, S_IFREG | 0755);
     /* setgid without group execute is not a set-group-ID program: kept */
     OK(chmod("f", 02644));
     fd = open("f", O_WRONLY);
