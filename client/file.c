@@ -477,13 +477,17 @@ void cf_relieve(cfile *c, uint64_t busy_index)
      * covers the most writes. A chunk kept as pages is turned into one
      * buffer past the budget for the time of its upload (see cf_densify),
      * and only while no such overdraft is outstanding: otherwise waiting
-     * for the uploads already running is what returns memory. */
+     * for the uploads already running is what returns memory. So too for
+     * a partly written buffer while this file has uploads running: in a
+     * sequential write it is the chunk the writer fills next, and sealing
+     * it now would upload it twice. */
     bufpool *pool = c->fs->cfg.pool;
     int may_overdraw = bufpool_used(pool) <= bufpool_max(pool);
     dchunk *o, *tmp, *best = NULL;
     HASH_ITER(hh, c->dirty, o, tmp) {
         if (o->index != busy_index && o->state == D_DIRTY && !o->committing &&
-            ((o->pages && may_overdraw) || (o->buf && o->buf->cap >= MAX(o->len, 1u))) &&
+            ((o->pages && may_overdraw) ||
+             (o->buf && o->buf->cap >= MAX(o->len, 1u) && !c->inflight)) &&
             (!best || o->budget > best->budget))
             best = o;
     }
