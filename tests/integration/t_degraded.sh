@@ -204,7 +204,10 @@ sleep 0.5
 stop_metad
 t_stop=$SECONDS
 ( sleep 3; start_metad >/dev/null 2>&1; echo "$METAD_PID" >"$T/metad.pid" ) &
+rpid=$!
 wait "$cpid"
+# the copy can end before the restarting subshell has written the pid
+wait "$rpid"
 METAD_PID=$(cat "$T/metad.pid" 2>/dev/null)
 [ -n "$METAD_PID" ] && OWN_PIDS+=("$METAD_PID")
 expect_eq "a copy across a 3 s metad outage succeeds" "exit status" 0 "$(cat "$T/cp.rc")"
