@@ -390,6 +390,24 @@ static int known_attr(cmount *m, uint64_t ino, fs_attr *a)
     return rc == 0 ? 0 : last_attr(m, ino, a);
 }
 
+/* A setattr of ino was answered (a: the new attributes, NULL on failure):
+ * the caches learn of it. For the cfile (c, whose VV was before) it is our
+ * own change: a buffered commit goes on from it rather than meeting a 412
+ * for the VV it moved. */
+static void setattr_answered(cmount *m, uint64_t ino, cfile *c, const vv *before,
+                             const fs_attr *a)
+{
+    dcache_forget_attr(m->dc, ino);
+    if (!a)
+        return;
+    dcache_attr_set(m->dc, a);
+    dcache_dir_attr(m->dc, a);
+    if (c) {
+        cfile_attr_changed(c, before, a);
+        note_own_vv(m, ino, c, before);
+    }
+}
+
 static void kill_privs(fuse_req_t req, uint64_t ino, cfile *c)
 {
     cmount *m = M(req);
@@ -408,16 +426,11 @@ static void kill_privs(fuse_req_t req, uint64_t ino, cfile *c)
             cfile_vv(c, &before);
         mc_inode r;
         int rc = mc_setattr(m->meta, ino, &in, &r);
-        dcache_forget_attr(m->dc, ino);
+        setattr_answered(m, ino, c, &before, rc == 0 ? &r.a : NULL);
         if (rc < 0) {
             log_warn("inode %llu: clearing set-user/group-ID after a write failed: %s",
                      (unsigned long long)ino, cairn_strerror(rc));
             return;
-        }
-        dcache_attr_set(m->dc, &r.a);
-        if (c) {
-            cfile_attr_changed(c, &before, &r.a);
-            note_own_vv(m, ino, c, &before);
         }
         remember_attr(m, &r.a);
         mc_inode_clear(&r);
@@ -825,21 +838,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         if (c && has_m)
             cfile_set_mtime(c, mt);
         mc_inode r;
-            rc = mc_setattr(m->meta, ino, &in, &r);
-        dcache_forget_attr(m->dc, ino);
-        if (rc == 0) {
-            dcache_attr_set(m->dc, &r.a);
-            dcache_dir_attr(m->dc, &r.a);
-        }
-        if (c) {
-            if (rc == 0) {
-                /* Our own change: a buffered commit goes on from it rather
-                 * than meeting a 412 for the VV it moved. */
-                cfile_attr_changed(c, &before, &r.a);
-                note_own_vv(m, ino, c, &before);
-            }
+        rc = mc_setattr(m->meta, ino, &in, &r);
+        setattr_answered(m, ino, c, &before, rc == 0 ? &r.a : NULL);
+        if (c)
             cfile_put(c);
-        }
         fs_attr last;
         if (rc == -ENOENT && !(in.valid & (SA_MODE | SA_UID | SA_GID)) &&
             last_attr(m, ino, &last) == 0) {
