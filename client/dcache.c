@@ -376,6 +376,23 @@ void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *nam
     pthread_mutex_unlock(&d->mu);
 }
 
+void dcache_new_dir(dcache *d, uint64_t dir)
+{
+    if (!enabled(d))
+        return;
+    int64_t now = now_mono_ns();
+    pthread_mutex_lock(&d->mu);
+    dirrec *r = get_rec(d, dir, now);
+    if (r) {
+        clear_listing(d, r);
+        r->token = 0;
+        r->listed = 1;
+        r->was_listed = 1;
+        r->listed_at = now;
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
 static void note_change(dcache *d, uint64_t ino)
 {
     d->change_seq++;

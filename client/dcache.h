@@ -68,6 +68,11 @@ void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents,
 void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *name,
                 const fs_attr *a);
 
+/* This client just created directory dir: it is empty, so its listing is
+ * complete as of now (names created in it later are added by dcache_set;
+ * absent names are answered within the negative timeout). */
+void dcache_new_dir(dcache *d, uint64_t dir);
+
 /* This client changed inode a->ino, which metad now shows as a: its listed
  * entry answers with a from now on. */
 void dcache_attr_set(dcache *d, const fs_attr *a);

@@ -131,8 +131,8 @@ static const opt_def defs[] = {
      "memory for write buffers, uploads and prefetch; writers wait when it is used", 16 << 20, 0},
     {"attr-timeout", 0, OPT_MS, &o.attr_timeout_ms, "1s", "TIME", "how long the kernel caches attributes", 0, 3600000},
     {"entry-timeout", 0, OPT_MS, &o.entry_timeout_ms, "1s", "TIME", "how long the kernel caches names", 0, 3600000},
-    {"negative-timeout", 0, OPT_MS, &o.neg_timeout_ms, "0", "TIME",
-     "how long the kernel caches a name that does not exist", 0, 3600000},
+    {"negative-timeout", 0, OPT_MS, &o.neg_timeout_ms, "1s", "TIME",
+     "how long a name found absent is taken as absent (by the kernel, and from this mount's listings of a directory); a name another client creates meanwhile is seen once it expires; never longer than --entry-timeout; 0: ask the metadata server each time", 0, 3600000},
     {"retry-time", 0, OPT_MS, &o.retry_ms, "60s", "TIME",
      "how long to retry unreachable servers before an operation fails with EIO", 1000, 86400000},
     {"threads", 0, OPT_INT, &o.threads, "16", "N", "FUSE worker threads at most", 1, 256},
@@ -305,6 +305,9 @@ int main(int argc, char **argv)
     }
     m.attr_timeout = (double)o.attr_timeout_ms / 1000.0;
     m.entry_timeout = (double)o.entry_timeout_ms / 1000.0;
+    /* An absent name is never trusted longer than a present one: with
+     * --entry-timeout 0 every lookup is asked. */
+    o.neg_timeout_ms = MIN(o.neg_timeout_ms, o.entry_timeout_ms);
     m.neg_timeout = (double)o.neg_timeout_ms / 1000.0;
     m.writeback = o.writeback;
     m.direct_io = o.direct_io;

@@ -920,6 +920,9 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     }
     dc_set(m, parent, name, &in.a);
     dc_dirs(m, &in);
+    /* Filling a new directory (cp -a, tar x) looks up each name before
+     * creating it: those lookups need not ask metad. */
+    dcache_new_dir(m->dc, in.a.ino);
     reply_entry(req, parent, &in.a);
     mc_inode_clear(&in);
 }

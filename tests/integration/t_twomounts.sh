@@ -182,6 +182,47 @@ wait_until "$POLL" file_is "$B" pub "$T/pub1" >/dev/null
 cp "$T/pub2" "$B/pub"
 seen renamed_here_changed_elsewhere "$C" "pub rewritten on B after C renamed it into place" file_is "$C" pub "$T/pub2"
 
+# ---- a name found absent stays absent for the negative timeout (1 s by
+# default, never longer than the entry timeout): B may take that long to
+# see a name A creates after B looked for it; C (entry timeout 0) sees it
+# at once.
+for m in "$B" "$C"; do
+  stat "$m/late" >/dev/null 2>&1 && fail absent_setup "$m/late exists before A created it"
+done
+cp "$T/small" "$A/late"
+for m in "$C" "$B"; do
+  seen absent_then_created "$m" "late created on A after a failed lookup here" file_is "$m" late "$T/small"
+done
+
+# ---- a directory this mount created is known to be empty: looking up names
+# in it before creating them (cp -a, tar x) asks metad nothing while the
+# listing is fresh; on C (timeouts 0) every such lookup is asked.
+absent404() { metrics | awk '$1 == "cairn_http_requests_total{route=\"lookup\",code=\"404\"}" { n = $2 } END { print n + 0 }'; }
+for m in "$B" "$C"; do
+  mm=B; [ "$m" = "$C" ] && mm=C
+  mkdir "$m/fresh_$mm" || fail new_dir_setup "mkdir $m/fresh_$mm failed"
+  l0=$(absent404)
+  present=0
+  for i in $(seq 1 20); do [ -e "$m/fresh_$mm/n$i" ] && present=$((present + 1)); done
+  cp "$T/small" "$m/fresh_$mm/n1"
+  [ -e "$m/fresh_$mm/n1" ] || present=-1
+  l1=$(absent404)
+  if [ "$m" = "$B" ]; then
+    want="0 absent lookups"
+    [ "$present" = 0 ] && [ "$l1" = "$l0" ]
+  else
+    want="at least 20 absent lookups"
+    [ "$present" = 0 ] && [ $((l1 - l0)) -ge 20 ]
+  fi
+  r=$?
+  if [ "$r" = 0 ]; then
+    ok "new_dir_lookups_$mm"
+  else
+    fail "new_dir_lookups_$mm" "20 lookups of absent names in a directory made here, then a copy into it: $present found before the copy (-1: the copy is not seen), metad answered $((l1 - l0)) absent lookups ($want)"
+  fi
+done
+rm -rf "$A/fresh_B" "$A/fresh_C" "$A/late"
+
 # ---- delete
 for m in "$B" "$C"; do stat "$m/big" >/dev/null 2>&1; done
 rm "$A/big"

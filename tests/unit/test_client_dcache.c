@@ -215,6 +215,50 @@ static void test_negative_needs_neg_ttl(void **st)
     dcache_free(d);
 }
 
+static void test_new_dir_is_empty(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 1000);
+    fs_attr a, f = file_attr(5000, 7);
+    dcache_new_dir(d, DIR2);
+    /* No listing was fetched, yet every name is known absent ... */
+    assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 0);
+    assert_int_equal(dcache_lookup(d, DIR2, "y", &a), 0);
+    /* ... and what this client creates in it is known present. */
+    dcache_set(d, DIR2, DIR1, "x", &f);
+    assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 1);
+    assert_int_equal(a.ino, 5000);
+    assert_int_equal(dcache_lookup(d, DIR2, "y", &a), 0);
+    /* A fresh listing needs no fetch. */
+    uint64_t tok = 0;
+    assert_int_equal(dcache_want(d, DIR2, &tok), 0);
+    /* An inode number reused for a new directory forgets the old names. */
+    dcache_new_dir(d, DIR2);
+    assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 0);
+    dcache_stats s;
+    dcache_get_stats(d, &s);
+    assert_int_equal(s.fills, 0);
+    assert_int_equal(s.entries, 0);
+    dcache_free(d);
+
+    /* Without a negative timeout absent names are still asked for. */
+    d = dcache_new(60000, 0, 1000);
+    dcache_new_dir(d, DIR2);
+    assert_int_equal(dcache_lookup(d, DIR2, "x", &a), -1);
+    dcache_set(d, DIR2, DIR1, "x", &f);
+    assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 1);
+    dcache_free(d);
+
+    /* Like a fetched listing, it expires. */
+    d = dcache_new(50, 50, 1000);
+    dcache_new_dir(d, DIR2);
+    assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 0);
+    struct timespec ts = {0, 80 * 1000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(dcache_lookup(d, DIR2, "x", &a), -1);
+    dcache_free(d);
+}
+
 static void test_dir_attrs(void **st)
 {
     (void)st;
@@ -373,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_fill_overtaken_by_own_change_is_not_kept),
         cmocka_unit_test(test_incomplete_listing_marks_big),
         cmocka_unit_test(test_negative_needs_neg_ttl),
+        cmocka_unit_test(test_new_dir_is_empty),
         cmocka_unit_test(test_dir_attrs),
         cmocka_unit_test(test_out_of_order_answers),
         cmocka_unit_test(test_change_during_fill),
