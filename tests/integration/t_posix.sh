@@ -171,7 +171,7 @@ mount_fs "$B" "$T/cache-b" --attr-timeout 0 --entry-timeout 0 || bail setup "mou
 
 # unlink on one client while the file is open on the other
 out=$(python3 - "$MNT/uo" "$B/uo" <<'PY' 2>&1
-import os, sys, hashlib
+import os, sys, hashlib, time
 a, b = sys.argv[1], sys.argv[2]
 data = os.urandom(3 * 1024 * 1024 + 77)
 with open(a, "wb") as f:
@@ -190,6 +190,11 @@ assert os.fstat(fd).st_nlink == 0, "nlink %d" % os.fstat(fd).st_nlink
 fd2 = os.open(b + "2", os.O_RDWR | os.O_CREAT, 0o644)   # the reverse: open on B
 os.write(fd2, b"other way")
 os.fsync(fd2)
+# A takes a name as absent for its negative timeout (1 s): wait, bounded,
+# until the name B created is seen there.
+deadline = time.monotonic() + 5
+while not os.path.exists(a + "2") and time.monotonic() < deadline:
+    time.sleep(0.05)
 os.unlink(a + "2")                      # removed through A
 os.lseek(fd2, 0, 0)
 assert os.read(fd2, 100) == b"other way", "B lost its open file unlinked on A"
