@@ -44,6 +44,8 @@ cfs *cfs_new(const cfs_config *cfg)
         f->cfg.cache_files = 4096;
     if (!f->cfg.commit_retries)
         f->cfg.commit_retries = 20;
+    /* Freed pages beyond this much go back to the kernel. */
+    f->pages = pagestore_new(8u << 20);
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->st_lock, NULL);
     return f;
@@ -55,7 +57,7 @@ static void pages_free(cfile *c, dchunk *d)
         return;
     uint64_t n = cf_chunk_size(c) / CF_PAGE;
     for (uint64_t i = 0; i < n; i++)
-        free(d->pages[i]);
+        pagestore_put(c->fs->pages, d->pages[i]);
     free(d->pages);
     d->pages = NULL;
     d->npages = 0;
@@ -95,6 +97,7 @@ void cfs_free(cfs *f)
         HASH_DEL(f->table, c);
         cfile_destroy(c);
     }
+    pagestore_free(f->pages);
     pthread_mutex_destroy(&f->lock);
     pthread_mutex_destroy(&f->st_lock);
     free(f);
@@ -573,7 +576,7 @@ static int pages_ensure(cfile *c, dchunk **dp, uint64_t index, uint32_t off, uin
             for (uint32_t i = first; i <= last && extra >= CF_PAGE; i++) {
                 if (d->pages[i])
                     continue;
-                d->pages[i] = malloc(CF_PAGE);
+                d->pages[i] = pagestore_get(c->fs->pages);
                 if (!d->pages[i])
                     break;
                 d->npages++;
@@ -587,7 +590,7 @@ static int pages_ensure(cfile *c, dchunk **dp, uint64_t index, uint32_t off, uin
     }
     for (uint32_t i = first; i <= last; i++) {
         if (!d->pages[i]) {
-            d->pages[i] = malloc(CF_PAGE);
+            d->pages[i] = pagestore_get(c->fs->pages);
             if (!d->pages[i]) {
                 bufpool_release(pool, extra);
                 return -ENOMEM;

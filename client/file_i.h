@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <uthash.h>
 
+#include "cache/pagestore.h"
 #include "client/file.h"
 #include "common/util.h"
 
@@ -28,7 +29,7 @@ enum { BASE_HOLE, BASE_CHUNK, BASE_INLINE };
  * past the memory budget seal and upload another whole chunk). It turns
  * into one buffer (cf_densify) when sealed, read where it was not written,
  * rebased, or once it is fragmented past PAGED_RANGES_MAX ranges. */
-#define CF_PAGE 4096u
+#define CF_PAGE PAGESTORE_PAGE
 #define PAGED_RANGES_MAX 256
 
 typedef struct range {
@@ -105,6 +106,7 @@ struct cfs {
     cfile *table;
     cfile *lru_head, *lru_tail;  /* unreferenced cfiles, oldest at head */
     size_t lru_len;
+    pagestore *pages;        /* memory of chunks kept as pages */
     pthread_mutex_t st_lock;
     cfs_stats st;
     uint64_t ns_epoch;       /* __atomic; bumped by cfs_ns_changed */
