@@ -40,6 +40,7 @@ static struct {
     uint64_t cache_size;
     uint64_t cache_mem;
     uint64_t mem_budget;
+    uint64_t kernel_dirty;
     uint64_t attr_timeout_ms;
     uint64_t entry_timeout_ms;
     uint64_t neg_timeout_ms;
@@ -129,6 +130,8 @@ static const opt_def defs[] = {
     {"cache-mem", 0, OPT_SIZE, &o.cache_mem, "64M", "SIZE", "memory for hot chunks", 0, 0},
     {"mem-budget", 0, OPT_SIZE, &o.mem_budget, "192M", "SIZE",
      "memory for write buffers, uploads and prefetch; writers wait when it is used", 16 << 20, 0},
+    {"kernel-dirty", 0, OPT_SIZE, &o.kernel_dirty, "256M", "SIZE",
+     "written data the kernel may keep in its page cache for this mount before writers wait (with --writeback-cache; 0 keeps the kernel's default for FUSE, 1% of its dirty limit)", 0, 0},
     {"attr-timeout", 0, OPT_MS, &o.attr_timeout_ms, "1s", "TIME", "how long the kernel caches attributes", 0, 3600000},
     {"entry-timeout", 0, OPT_MS, &o.entry_timeout_ms, "1s", "TIME", "how long the kernel caches names", 0, 3600000},
     {"negative-timeout", 0, OPT_MS, &o.neg_timeout_ms, "1s", "TIME",
@@ -178,6 +181,71 @@ static int ignorable(const char *name)
  * Turn "-o a=b,c" into "--a=b --c" for options of the table; returns a new
  * argv (the old strings are kept) or NULL with an error printed.
  */
+/*
+ * The kernel lets a FUSE mount hold only 1% of its dirty page limit
+ * (about 50 MB on a machine with 24 GB) and holds writers to that strictly.
+ * A random writer then waits for the mount at every few thousand pages,
+ * and the mount has to seal and upload a chunk for each few pages it got.
+ * With room for o.kernel_dirty bytes the kernel gathers the writes to a
+ * chunk and sends them in offset order at writeback. The device numbers
+ * of this mount come from /proc/self/mountinfo (a stat of the mount point
+ * would be a FUSE request to this very process, which is not serving
+ * yet). Failure only costs speed: one warning.
+ */
+static void set_kernel_dirty(const char *mountpoint, uint64_t bytes)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[4096], dev[32] = "";
+    if (!f) {
+        log_warn("cannot read /proc/self/mountinfo: %s; the kernel's dirty limit for this "
+                 "mount stays at its default", strerror(errno));
+        return;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        /* id parent major:minor root mountpoint options ... - fstype ... */
+        char d[32], mp[4096];
+        if (sscanf(line, "%*s %*s %31s %*s %4095s", d, mp) != 2)
+            continue;
+        const char *sep = strstr(line, " - ");
+        if (!sep || strncmp(sep + 3, "fuse.cairn ", 11) != 0)
+            continue;
+        /* mountinfo writes a space in a path as \040 and so on */
+        char un[4096];
+        size_t j = 0;
+        for (size_t i = 0; mp[i] && j + 1 < sizeof(un); i++) {
+            if (mp[i] == '\\' && mp[i + 1] >= '0' && mp[i + 1] <= '7' && mp[i + 2] && mp[i + 3]) {
+                un[j++] = (char)(((mp[i + 1] - '0') << 6) | ((mp[i + 2] - '0') << 3) | (mp[i + 3] - '0'));
+                i += 3;
+            } else {
+                un[j++] = mp[i];
+            }
+        }
+        un[j] = 0;
+        if (strcmp(un, mountpoint) == 0)
+            snprintf(dev, sizeof(dev), "%s", d);   /* the last one is the newest */
+    }
+    fclose(f);
+    if (!dev[0]) {
+        log_warn("%s not found in /proc/self/mountinfo; the kernel's dirty limit for this "
+                 "mount stays at its default", mountpoint);
+        return;
+    }
+    char *path = xasprintf("/sys/class/bdi/%s/max_bytes", dev);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    char num[32];
+    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)bytes);
+    if (fd < 0 || write(fd, num, (size_t)n) != n) {
+        log_warn("cannot write %s: %s; the kernel's dirty limit for this mount stays at its "
+                 "default (random writes wait for the mount more often)", path, strerror(errno));
+    } else {
+        log_info("the kernel may keep %llu MiB of written data for this mount (%s)",
+                 (unsigned long long)(bytes >> 20), path);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(path);
+}
+
 static char **expand_o(int *argc, char **argv, int *read_only)
 {
     char **out = xcalloc((size_t)*argc * 16 + 16, sizeof(char *));
@@ -341,6 +409,8 @@ int main(int argc, char **argv)
         goto out;
     }
     m.se = se;
+    if (o.writeback && o.kernel_dirty > 0)
+        set_kernel_dirty(mountpoint, o.kernel_dirty);
     /* The same device, read and written through dev_io (see above). */
     if (fuse_session_custom_io(se, &dev_io, fuse_session_fd(se)) != 0)
         log_warn("cannot hook the FUSE device: every write asks for security.capability first");

@@ -125,8 +125,25 @@ if as_user sh -c "echo hi > '$MNT/shared/by-user' && cat '$MNT/shared/by-user'" 
 else
   fail "posix/mount/allow_other_lets_users_in" "user $PUID cannot create a file in $MNT/shared"
 fi
+# --kernel-dirty: the kernel may keep that much written data for the mount
+# (its default for FUSE is 1% of its dirty limit). The kernel stores the
+# limit as a fraction of its own, so it reads back within a few per mille either way.
+bdi_max() { cat "/sys/class/bdi/$(mountpoint -d "$1")/max_bytes" 2>/dev/null; }
+near() { [ -n "$1" ] && [ "$1" -le $(($2 + $2 / 50)) ] && [ "$1" -ge $(($2 - $2 / 50)) ]; }
+got=$(bdi_max "$MNT")
+if near "$got" $((256 << 20)); then
+  ok "posix/mount/kernel_dirty_default"
+else
+  fail "posix/mount/kernel_dirty_default" "max_bytes of the mount's bdi: ${got:-unreadable}, expected about $((256 << 20))"
+fi
 PRIV=$T/private
-if mount_fs "$PRIV" "$T/cache-private"; then
+if mount_fs "$PRIV" "$T/cache-private" --kernel-dirty 64M; then
+  got=$(bdi_max "$PRIV")
+  if near "$got" $((64 << 20)); then
+    ok "posix/mount/kernel_dirty_option"
+  else
+    fail "posix/mount/kernel_dirty_option" "max_bytes with --kernel-dirty 64M: ${got:-unreadable}, expected about $((64 << 20))"
+  fi
   out=$(as_user stat "$PRIV" 2>&1)
   if [ $? -ne 0 ] && grep -q "Permission denied" <<<"$out" && stat "$PRIV/shared" >/dev/null 2>&1; then
     ok "posix/mount/without_allow_other_only_the_mounter"
