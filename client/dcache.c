@@ -14,6 +14,7 @@
 #include <uthash.h>
 
 #include "common/util.h"
+#include "common/vv.h"
 
 #define DIRS_MAX 4096u      /* directory records kept at most */
 #define RECENT 64u          /* inodes changed here, remembered for fills in flight */
@@ -49,6 +50,7 @@ typedef struct dirrec {
     int have_seen;
     int was_listed;         /* a listing of it served before: list again at once */
     uint64_t parent;        /* its parent, when this client changed it (0: unknown) */
+    vv list_vv;             /* the directory's VV its listing is exact for (n 0: unknown) */
 } dirrec;
 
 #define GEN_STALE UINT64_MAX    /* an entry whose attributes are not known */
@@ -304,7 +306,7 @@ int dcache_want(dcache *d, uint64_t dir, uint64_t *token)
 }
 
 void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents, size_t n,
-                 int complete)
+                 int complete, const vv *dir_vv)
 {
     if (!enabled(d))
         return;
@@ -337,6 +339,12 @@ void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents,
     r->listed = 1;
     r->was_listed = 1;
     r->listed_at = r->token_at;
+    /* The names are exact for dir_vv (a change of a name here by this
+     * client meanwhile would have dropped the fill). */
+    if (dir_vv)
+        r->list_vv = *dir_vv;
+    else
+        vv_init(&r->list_vv);
     d->st.fills++;
 out:
     pthread_mutex_unlock(&d->mu);
@@ -376,19 +384,20 @@ void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *nam
     pthread_mutex_unlock(&d->mu);
 }
 
-void dcache_new_dir(dcache *d, uint64_t dir)
+void dcache_new_dir(dcache *d, const fs_attr *a)
 {
     if (!enabled(d))
         return;
     int64_t now = now_mono_ns();
     pthread_mutex_lock(&d->mu);
-    dirrec *r = get_rec(d, dir, now);
+    dirrec *r = get_rec(d, a->ino, now);
     if (r) {
         clear_listing(d, r);
         r->token = 0;
         r->listed = 1;
         r->was_listed = 1;
         r->listed_at = now;
+        r->list_vv = a->vv;
     }
     pthread_mutex_unlock(&d->mu);
 }
@@ -451,7 +460,28 @@ void dcache_drop(dcache *d, uint64_t dir)
     pthread_mutex_unlock(&d->mu);
 }
 
-void dcache_dir_attr(dcache *d, const fs_attr *a)
+/*
+ * What a's VV tells of r's listing (d->mu held): exact as of now when the
+ * VV is the one the listing is exact for, or, for the answer to one change
+ * this client made (own), one step past it (that change, which the
+ * listing already shows, is the only one since). Any other VV breaks the
+ * chain: the listing answers until its time is up, as one fetched then.
+ */
+static void confirm_listing(dcache *d, dirrec *r, const fs_attr *a, int own, int64_t now)
+{
+    if (!r->listed || r->list_vv.n == 0)
+        return;
+    if (fresh(d, r, now) &&
+        (vv_equal(&r->list_vv, &a->vv) || (own && vv_is_step(&r->list_vv, &a->vv)))) {
+        r->list_vv = a->vv;
+        r->listed_at = now;
+        d->st.confirms++;
+    } else if (!vv_equal(&r->list_vv, &a->vv)) {
+        vv_init(&r->list_vv);
+    }
+}
+
+static void dir_attr(dcache *d, const fs_attr *a, int own)
 {
     if (!enabled(d) || !S_ISDIR(a->mode))
         return;
@@ -472,6 +502,7 @@ void dcache_dir_attr(dcache *d, const fs_attr *a)
         r->self = *a;
         r->self_at = now;
         r->has_self = 1;
+        confirm_listing(d, r, a, own, now);
         /* ... and its entry in its parent's listing, as of now. */
         dirrec *p = r->parent ? find_rec(d, r->parent) : NULL;
         dent *e = p && p != r && p->listed ? ent_by_ino(p, a->ino) : NULL;
@@ -482,6 +513,9 @@ void dcache_dir_attr(dcache *d, const fs_attr *a)
     }
     pthread_mutex_unlock(&d->mu);
 }
+
+void dcache_dir_attr(dcache *d, const fs_attr *a) { dir_attr(d, a, 0); }
+void dcache_dir_attr_own(dcache *d, const fs_attr *a) { dir_attr(d, a, 1); }
 
 int dcache_get_dir_attr(dcache *d, uint64_t ino, fs_attr *a, uint64_t *age_ms)
 {

@@ -17,6 +17,15 @@
  * after each such change. What other clients change is seen when the
  * listing expires, as with the kernel's caches.
  *
+ * A listing is exact for the directory's VV it was listed at (or created
+ * at, for a directory this client made). It expires the entry timeout
+ * after metad last showed that it still is: a getattr answer with that
+ * VV, or the answer to a change this client made there whose VV is one
+ * step past it (that change being the only one since). So a directory
+ * only this client changes is listed once, however long it works in it;
+ * a change by anyone else breaks the chain and the listing then expires
+ * as one fetched at that time.
+ *
  * Memory is bounded: at most max_entries names in all listings and a
  * bounded number of directories tracked; the oldest listings go first.
  * Thread-safe (one mutex; no call blocks).
@@ -59,7 +68,7 @@ int dcache_want(dcache *d, uint64_t dir, uint64_t *token);
  * dir as not worth listing for a ttl. A listing that this client's own
  * changes may have overtaken while it was fetched is not kept. */
 void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents, size_t n,
-                 int complete);
+                 int complete, const vv *dir_vv);
 
 /* This client changed dir: name now refers to a (create, mkdir, link,
  * symlink, rename target), or no longer exists (a == NULL). parent_of_dir
@@ -68,10 +77,10 @@ void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents,
 void dcache_set(dcache *d, uint64_t dir, uint64_t parent_of_dir, const char *name,
                 const fs_attr *a);
 
-/* This client just created directory dir: it is empty, so its listing is
- * complete as of now (names created in it later are added by dcache_set;
- * absent names are answered within the negative timeout). */
-void dcache_new_dir(dcache *d, uint64_t dir);
+/* This client just created directory a->ino: it is empty, so its listing
+ * is complete as of now (names created in it later are added by
+ * dcache_set; absent names are answered within the negative timeout). */
+void dcache_new_dir(dcache *d, const fs_attr *a);
 
 /* This client changed inode a->ino, which metad now shows as a: its listed
  * entry answers with a from now on. */
@@ -92,12 +101,15 @@ void dcache_drop(dcache *d, uint64_t dir);
  * is answered from them. dcache_set on the directory forgets them, as does
  * dcache_forget_attr (a setattr, xattr change or rename of it). */
 void dcache_dir_attr(dcache *d, const fs_attr *a);
+/* The same for the answer to one change this client made in or to the
+ * directory. */
+void dcache_dir_attr_own(dcache *d, const fs_attr *a);
 /* 1 with *a and their age when known and fresh, else 0. */
 int dcache_get_dir_attr(dcache *d, uint64_t ino, fs_attr *a, uint64_t *age_ms);
 void dcache_forget_attr(dcache *d, uint64_t ino);
 
 typedef struct dcache_stats {
-    uint64_t hits, negative_hits, attr_hits, fills, entries, dirs;
+    uint64_t hits, negative_hits, attr_hits, fills, confirms, entries, dirs;
 } dcache_stats;
 void dcache_get_stats(dcache *d, dcache_stats *out);
 

@@ -667,6 +667,12 @@ int mc_rename(mc *m, uint64_t parent, const char *name, uint64_t newparent,
 int mc_readdir(mc *m, uint64_t ino, uint64_t cursor, uint32_t max, mc_dirent **out,
                size_t *n, uint64_t *next, int *eof)
 {
+    return mc_readdir_vv(m, ino, cursor, max, out, n, next, eof, NULL);
+}
+
+int mc_readdir_vv(mc *m, uint64_t ino, uint64_t cursor, uint32_t max, mc_dirent **out,
+                  size_t *n, uint64_t *next, int *eof, vv *dir_vv)
+{
     recw w;
     httpc_resp resp;
     req_init(&w);
@@ -716,6 +722,13 @@ int mc_readdir(mc *m, uint64_t ino, uint64_t cursor, uint32_t max, mc_dirent **o
     }
     *out = d;
     *n = i;
+    if (dir_vv) {
+        /* The directory's VV as of this page of the listing, from the
+         * ETag; none or one that does not parse: unknown (empty). */
+        vv_init(dir_vv);
+        if (vv_parse(resp.etag, dir_vv) < 0)
+            vv_init(dir_vv);
+    }
 out:
     httpc_resp_free(&resp);
     return rc;

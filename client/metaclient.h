@@ -144,6 +144,10 @@ int mc_rename(mc *m, uint64_t parent, const char *name, uint64_t newparent,
               mc_inode *moved_out);
 int mc_readdir(mc *m, uint64_t ino, uint64_t cursor, uint32_t max, mc_dirent **out,
                size_t *n, uint64_t *next, int *eof);
+/* The same, and the directory's VV as of the page sent (empty, n == 0,
+ * when metad did not send it). */
+int mc_readdir_vv(mc *m, uint64_t ino, uint64_t cursor, uint32_t max, mc_dirent **out,
+                  size_t *n, uint64_t *next, int *eof, vv *dir_vv);
 int mc_statfs_get(mc *m, mc_statfs *out);
 int mc_map(mc *m, uint64_t ino, const vv *if_none_match, mc_inode *out);
 

@@ -401,7 +401,7 @@ static void setattr_answered(cmount *m, uint64_t ino, cfile *c, const vv *before
     if (!a)
         return;
     dcache_attr_set(m->dc, a);
-    dcache_dir_attr(m->dc, a);
+    dcache_dir_attr_own(m->dc, a);
     if (c) {
         cfile_attr_changed(c, before, a);
         note_own_vv(m, ino, c, before);
@@ -484,7 +484,7 @@ static void dc_set(cmount *m, uint64_t dir, const char *name, const fs_attr *a)
 static void dc_dirs(cmount *m, const mc_inode *in)
 {
     for (unsigned i = 0; i < in->ndirs; i++)
-        dcache_dir_attr(m->dc, &in->dirs[i]);
+        dcache_dir_attr_own(m->dc, &in->dirs[i]);
 }
 
 /* Ask metad for a listing of dir when the dcache wants one (called after
@@ -498,8 +498,9 @@ static void dc_maybe_list(cmount *m, uint64_t dir)
     size_t n = 0;
     uint64_t next = 0;
     int eof = 0;
-    int rc = mc_readdir(m->meta, dir, 0, DCACHE_LIST_MAX, &ents, &n, &next, &eof);
-    dcache_fill(m->dc, dir, token, ents, rc == 0 ? n : 0, rc == 0 && eof);
+    vv dv;
+    int rc = mc_readdir_vv(m->meta, dir, 0, DCACHE_LIST_MAX, &ents, &n, &next, &eof, &dv);
+    dcache_fill(m->dc, dir, token, ents, rc == 0 ? n : 0, rc == 0 && eof, rc == 0 ? &dv : NULL);
     mc_dirents_free(ents, n);
 }
 
@@ -922,7 +923,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     dc_dirs(m, &in);
     /* Filling a new directory (cp -a, tar x) looks up each name before
      * creating it: those lookups need not ask metad. */
-    dcache_new_dir(m->dc, in.a.ino);
+    dcache_new_dir(m->dc, &in.a);
     reply_entry(req, parent, &in.a);
     mc_inode_clear(&in);
 }
@@ -1230,7 +1231,7 @@ static int atime_update(cmount *m, uint64_t ino, fs_attr a, int64_t t, fs_attr *
         dcache_forget_attr(m->dc, ino);
         if (rc == 0) {
             dcache_attr_set(m->dc, &r.a);
-            dcache_dir_attr(m->dc, &r.a);
+            dcache_dir_attr_own(m->dc, &r.a);
         }
         int again = rc == CAIRN_ECONFLICT && r.a.ino == ino;
         if (rc == 0) {
@@ -1445,7 +1446,7 @@ static void atime_finish(cmount *m, const mc_atime_item *it, const atime_send *s
         out = it->a;
         cas = snd->base;
         dcache_attr_set(m->dc, &out);
-        dcache_dir_attr(m->dc, &out);
+        dcache_dir_attr_own(m->dc, &out);
     } else if (sent && it->status == ATIMES_CONFLICT) {
         ok = atime_update(m, it->ino, it->a, snd->t, &out, &cas) == 1;
     }

@@ -221,7 +221,29 @@ for m in "$B" "$C"; do
     fail "new_dir_lookups_$mm" "20 lookups of absent names in a directory made here, then a copy into it: $present found before the copy (-1: the copy is not seen), metad answered $((l1 - l0)) absent lookups ($want)"
   fi
 done
-rm -rf "$A/fresh_B" "$A/fresh_C" "$A/late"
+# ---- ... and stays known while only this mount changes it: each answer to
+# a change here shows the directory's VV one step on, so the listing is
+# still exact after its 1 s are up. Filling it over 1.5 s (the pauses are
+# what is tested) asks metad about none of the absent names (an expired
+# listing would send the next one to metad); once A adds a name, B sees it
+# within its timeouts.
+mkdir "$B/slow" || fail slow_dir_setup "mkdir $B/slow failed"
+l0=$(absent404)
+present=0
+for i in $(seq 1 15); do
+  [ -e "$B/slow/s$i" ] && present=$((present + 1))
+  echo "$i" >"$B/slow/s$i"
+  sleep 0.1
+done
+l1=$(absent404)
+if [ "$present" = 0 ] && [ "$l1" = "$l0" ]; then
+  ok new_dir_kept_by_own_changes_B
+else
+  fail new_dir_kept_by_own_changes_B "15 creates in $B/slow over 1.5 s, each after a lookup: $present found before their create, metad answered $((l1 - l0)) absent lookups (expected 0)"
+fi
+cp "$T/small" "$A/slow/fromA"
+seen slow_dir_change_elsewhere "$B" "slow/fromA created on A" file_is "$B" slow/fromA "$T/small"
+rm -rf "$A/fresh_B" "$A/fresh_C" "$A/late" "$A/slow"
 
 # ---- delete
 for m in "$B" "$C"; do stat "$m/big" >/dev/null 2>&1; done

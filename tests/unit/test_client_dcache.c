@@ -47,7 +47,7 @@ static void fill_n(dcache *d, uint64_t dir, size_t n, uint64_t base)
         e[i].name = strdup(nm);
         e[i].a = file_attr(base + i, i);
     }
-    dcache_fill(d, dir, tok, e, n, 1);
+    dcache_fill(d, dir, tok, e, n, 1, NULL);
     for (size_t i = 0; i < n; i++)
         free(e[i].name);
     free(e);
@@ -178,7 +178,7 @@ static void test_fill_overtaken_by_own_change_is_not_kept(void **st)
     /* The create lands while the listing is on its way. */
     dcache_set(d, DIR1, 0, "new", &n);
     mc_dirent e = {.name = "old", .a = file_attr(1, 1)};
-    dcache_fill(d, DIR1, tok, &e, 1, 1);
+    dcache_fill(d, DIR1, tok, &e, 1, 1, NULL);
     assert_int_equal(dcache_lookup(d, DIR1, "new", &a), -1);
     assert_int_equal(dcache_lookup(d, DIR1, "old", &a), -1);
     dcache_free(d);
@@ -193,7 +193,7 @@ static void test_incomplete_listing_marks_big(void **st)
     dcache_want(d, DIR1, &tok);
     assert_int_equal(dcache_want(d, DIR1, &tok), 1);
     mc_dirent e = {.name = "x", .a = file_attr(1, 1)};
-    dcache_fill(d, DIR1, tok, &e, 1, 0);
+    dcache_fill(d, DIR1, tok, &e, 1, 0, NULL);
     assert_int_equal(dcache_lookup(d, DIR1, "x", &a), -1);
     /* Not asked for again within the ttl. */
     for (int i = 0; i < 5; i++)
@@ -219,8 +219,11 @@ static void test_new_dir_is_empty(void **st)
 {
     (void)st;
     dcache *d = dcache_new(60000, 60000, 1000);
-    fs_attr a, f = file_attr(5000, 7);
-    dcache_new_dir(d, DIR2);
+    fs_attr a, f = file_attr(5000, 7), newdir;
+    memset(&newdir, 0, sizeof(newdir));
+    newdir.ino = DIR2;
+    newdir.mode = S_IFDIR | 0755;
+    dcache_new_dir(d, &newdir);
     /* No listing was fetched, yet every name is known absent ... */
     assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 0);
     assert_int_equal(dcache_lookup(d, DIR2, "y", &a), 0);
@@ -233,7 +236,7 @@ static void test_new_dir_is_empty(void **st)
     uint64_t tok = 0;
     assert_int_equal(dcache_want(d, DIR2, &tok), 0);
     /* An inode number reused for a new directory forgets the old names. */
-    dcache_new_dir(d, DIR2);
+    dcache_new_dir(d, &newdir);
     assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 0);
     dcache_stats s;
     dcache_get_stats(d, &s);
@@ -243,7 +246,7 @@ static void test_new_dir_is_empty(void **st)
 
     /* Without a negative timeout absent names are still asked for. */
     d = dcache_new(60000, 0, 1000);
-    dcache_new_dir(d, DIR2);
+    dcache_new_dir(d, &newdir);
     assert_int_equal(dcache_lookup(d, DIR2, "x", &a), -1);
     dcache_set(d, DIR2, DIR1, "x", &f);
     assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 1);
@@ -251,11 +254,119 @@ static void test_new_dir_is_empty(void **st)
 
     /* Like a fetched listing, it expires. */
     d = dcache_new(50, 50, 1000);
-    dcache_new_dir(d, DIR2);
+    dcache_new_dir(d, &newdir);
     assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 0);
     struct timespec ts = {0, 80 * 1000000L};
     nanosleep(&ts, NULL);
     assert_int_equal(dcache_lookup(d, DIR2, "x", &a), -1);
+    dcache_free(d);
+}
+
+static fs_attr dir_at(uint64_t ino, uint64_t counter)
+{
+    fs_attr a;
+    memset(&a, 0, sizeof(a));
+    a.ino = ino;
+    a.mode = S_IFDIR | 0755;
+    a.nlink = 2;
+    vv_init(&a.vv);
+    for (uint64_t i = 0; i < counter; i++)
+        vv_bump(&a.vv, 1);
+    return a;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void test_own_steps_keep_listing(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(300, 300, 1000);
+    fs_attr a, dir = dir_at(DIR2, 5);
+    dcache_new_dir(d, &dir);
+    /* Five changes here, 100 ms apart, each answered one step on: the
+     * listing outlives its 300 ms because metad keeps showing that no one
+     * else changed the directory. */
+    for (int i = 0; i < 5; i++) {
+        nap_ms(100);
+        char nm[16];
+        snprintf(nm, sizeof(nm), "n%d", i);
+        fs_attr f = file_attr(7000 + (uint64_t)i, 1);
+        dcache_set(d, DIR2, DIR1, nm, &f);
+        dir = dir_at(DIR2, 6 + (uint64_t)i);
+        dcache_dir_attr_own(d, &dir);
+    }
+    assert_int_equal(dcache_lookup(d, DIR2, "n0", &a), 1);
+    assert_int_equal(a.ino, 7000);
+    assert_int_equal(dcache_lookup(d, DIR2, "absent", &a), 0);
+    dcache_stats s;
+    dcache_get_stats(d, &s);
+    assert_int_equal(s.confirms, 5);
+
+    /* A getattr showing the same VV confirms it too. */
+    nap_ms(200);
+    dcache_dir_attr(d, &dir);
+    nap_ms(200);
+    assert_int_equal(dcache_lookup(d, DIR2, "absent", &a), 0);
+
+    /* A getattr one step on is someone else's change: no confirmation, and
+     * the listing expires as one fetched before it. */
+    fs_attr other = dir_at(DIR2, 11);
+    dcache_dir_attr(d, &other);
+    assert_int_equal(dcache_lookup(d, DIR2, "absent", &a), 0);
+    nap_ms(350);
+    assert_int_equal(dcache_lookup(d, DIR2, "absent", &a), -1);
+    dcache_free(d);
+
+    /* An answer to this client's change two steps on (someone else's change
+     * came between) breaks the chain as well. */
+    d = dcache_new(300, 300, 1000);
+    dir = dir_at(DIR2, 1);
+    dcache_new_dir(d, &dir);
+    nap_ms(200);
+    fs_attr f = file_attr(8000, 1);
+    dcache_set(d, DIR2, DIR1, "x", &f);
+    dir = dir_at(DIR2, 3);
+    dcache_dir_attr_own(d, &dir);
+    nap_ms(200);
+    assert_int_equal(dcache_lookup(d, DIR2, "absent", &a), -1);
+    /* ... and the next step does not mend it. */
+    dir = dir_at(DIR2, 4);
+    dcache_dir_attr_own(d, &dir);
+    dcache_get_stats(d, &s);
+    assert_int_equal(s.confirms, 0);
+    dcache_free(d);
+}
+
+static void test_fill_vv_confirmed(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(300, 300, 1000);
+    fs_attr a, dir = dir_at(DIR1, 9);
+    uint64_t tok = 0;
+    assert_int_equal(dcache_want(d, DIR1, &tok), 0);
+    assert_int_equal(dcache_want(d, DIR1, &tok), 1);
+    mc_dirent e = {.name = "f0", .a = file_attr(1000, 0)};
+    dcache_fill(d, DIR1, tok, &e, 1, 1, &dir.vv);
+    nap_ms(200);
+    dcache_dir_attr(d, &dir);   /* same VV: still exact */
+    nap_ms(200);
+    assert_int_equal(dcache_lookup(d, DIR1, "f0", &a), 1);
+    assert_int_equal(dcache_lookup(d, DIR1, "absent", &a), 0);
+    dcache_free(d);
+
+    /* Without the VV of the listing nothing can confirm it. */
+    d = dcache_new(300, 300, 1000);
+    assert_int_equal(dcache_want(d, DIR1, &tok), 0);
+    assert_int_equal(dcache_want(d, DIR1, &tok), 1);
+    dcache_fill(d, DIR1, tok, &e, 1, 1, NULL);
+    nap_ms(200);
+    dcache_dir_attr(d, &dir);
+    nap_ms(200);
+    assert_int_equal(dcache_lookup(d, DIR1, "absent", &a), -1);
     dcache_free(d);
 }
 
@@ -344,7 +455,7 @@ static void test_change_during_fill(void **st)
     fs_attr changed = file_attr(501, 9);
     dcache_attr_set(d, &changed);
     mc_dirent e[2] = {{.name = "a", .a = file_attr(500, 1)}, {.name = "b", .a = file_attr(501, 1)}};
-    dcache_fill(d, DIR1, tok, e, 2, 1);
+    dcache_fill(d, DIR1, tok, e, 2, 1, NULL);
     assert_int_equal(dcache_lookup(d, DIR1, "a", &a), 1);
     assert_int_equal(dcache_lookup(d, DIR1, "b", &a), -1);
     dcache_free(d);
@@ -418,6 +529,8 @@ int main(void)
         cmocka_unit_test(test_incomplete_listing_marks_big),
         cmocka_unit_test(test_negative_needs_neg_ttl),
         cmocka_unit_test(test_new_dir_is_empty),
+        cmocka_unit_test(test_own_steps_keep_listing),
+        cmocka_unit_test(test_fill_vv_confirmed),
         cmocka_unit_test(test_dir_attrs),
         cmocka_unit_test(test_out_of_order_answers),
         cmocka_unit_test(test_change_during_fill),
