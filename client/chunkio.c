@@ -994,6 +994,7 @@ cio *cio_new(const cio_config *cfg, int *err)
         .handles = c->cfg.workers + c->cfg.fetchers + 32,
         .connect_timeout_ms = 2000,
         .max_resp = c->cfg.chunk_size + 1,
+        .recv_buf = 128u << 10,
     };
     c->http = httpc_new(&hc);
     if (!c->http) {

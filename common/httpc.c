@@ -31,6 +31,7 @@ struct httpc {
     unsigned max_handles;
     long connect_timeout_ms;
     uint64_t max_resp;
+    long recv_buf;                /* 0: curl's default */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;          /* signalled when a handle is returned */
@@ -70,6 +71,7 @@ httpc *httpc_new(const httpc_config *cfg)
     c->max_handles = cfg && cfg->handles ? cfg->handles : 16;
     c->connect_timeout_ms = cfg && cfg->connect_timeout_ms ? (long)cfg->connect_timeout_ms : 2000;
     c->max_resp = cfg && cfg->max_resp ? cfg->max_resp : (uint64_t)256 << 20;
+    c->recv_buf = cfg ? (long)cfg->recv_buf : 0;
     c->idle = xcalloc(c->max_handles, sizeof(*c->idle));
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
@@ -381,7 +383,8 @@ int httpc_do(httpc *c, const char *method, const char *url, const char *const *h
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 30000));
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_resp);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 128L * 1024);
+    if (c->recv_buf > 0)
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, c->recv_buf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

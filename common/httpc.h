@@ -48,6 +48,10 @@ typedef struct httpc_config {
     unsigned handles;        /* pool size; 0 = 16 */
     unsigned connect_timeout_ms;  /* 0 = 2000 */
     uint64_t max_resp;       /* largest accepted body; 0 = 256 MiB */
+    /* Receive buffer of a transfer: large bodies (chunks) arrive in fewer,
+     * larger reads with a large one; a small one (0: curl's 16 KiB) is
+     * taken from the heap rather than mapped and unmapped per request. */
+    unsigned recv_buf;
 } httpc_config;
 
 httpc *httpc_new(const httpc_config *cfg);

@@ -35,7 +35,8 @@ peer *peer_new(const char *meta, uint64_t max_chunk)
     /* A refs or query answer for PEER_BATCH_MAX ids is a few KiB; the
      * cluster map for PEER_MAX_SERVERS servers about 40 KiB. */
     uint64_t max_resp = MAX(max_chunk + 1, (uint64_t)1 << 20);
-    httpc_config hc = {.handles = 4, .connect_timeout_ms = 2000, .max_resp = max_resp};
+    httpc_config hc = {.handles = 4, .connect_timeout_ms = 2000, .max_resp = max_resp,
+                       .recv_buf = 128u << 10};
     p->http = httpc_new(&hc);
     if (!p->http) {
         free(p->meta);
