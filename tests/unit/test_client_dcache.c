@@ -34,6 +34,25 @@ static fs_attr file_attr(uint64_t ino, uint64_t size)
     return a;
 }
 
+static fs_attr dir_at(uint64_t ino, uint64_t counter)
+{
+    fs_attr a;
+    memset(&a, 0, sizeof(a));
+    a.ino = ino;
+    a.mode = S_IFDIR | 0755;
+    a.nlink = 2;
+    vv_init(&a.vv);
+    for (uint64_t i = 0; i < counter; i++)
+        vv_bump(&a.vv, 1);
+    return a;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 /* A listing of dir with names f0..f(n-1), inodes base+i, sizes i. */
 static void fill_n(dcache *d, uint64_t dir, size_t n, uint64_t base)
 {
@@ -219,10 +238,7 @@ static void test_new_dir_is_empty(void **st)
 {
     (void)st;
     dcache *d = dcache_new(60000, 60000, 1000);
-    fs_attr a, f = file_attr(5000, 7), newdir;
-    memset(&newdir, 0, sizeof(newdir));
-    newdir.ino = DIR2;
-    newdir.mode = S_IFDIR | 0755;
+    fs_attr a, f = file_attr(5000, 7), newdir = dir_at(DIR2, 1);
     dcache_new_dir(d, &newdir);
     /* No listing was fetched, yet every name is known absent ... */
     assert_int_equal(dcache_lookup(d, DIR2, "x", &a), 0);
@@ -260,25 +276,6 @@ static void test_new_dir_is_empty(void **st)
     nanosleep(&ts, NULL);
     assert_int_equal(dcache_lookup(d, DIR2, "x", &a), -1);
     dcache_free(d);
-}
-
-static fs_attr dir_at(uint64_t ino, uint64_t counter)
-{
-    fs_attr a;
-    memset(&a, 0, sizeof(a));
-    a.ino = ino;
-    a.mode = S_IFDIR | 0755;
-    a.nlink = 2;
-    vv_init(&a.vv);
-    for (uint64_t i = 0; i < counter; i++)
-        vv_bump(&a.vv, 1);
-    return a;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void test_own_steps_keep_listing(void **st)
