@@ -141,6 +141,19 @@ static int fresh(const dcache *d, const dirrec *r, int64_t now)
     return r->listed && now - r->listed_at < d->ttl_ns;
 }
 
+/* r's entries are now its whole directory as of at, exact for the
+ * directory's VV v (NULL: not known). */
+static void set_listed(dirrec *r, int64_t at, const vv *v)
+{
+    r->listed = 1;
+    r->was_listed = 1;
+    r->listed_at = at;
+    if (v)
+        r->list_vv = *v;
+    else
+        vv_init(&r->list_vv);
+}
+
 static dirrec *find_rec(dcache *d, uint64_t dir)
 {
     dirrec *r;
@@ -336,15 +349,9 @@ void dcache_fill(dcache *d, uint64_t dir, uint64_t token, const mc_dirent *ents,
         if (e)
             e->gen = GEN_STALE;
     }
-    r->listed = 1;
-    r->was_listed = 1;
-    r->listed_at = r->token_at;
     /* The names are exact for dir_vv (a change of a name here by this
      * client meanwhile would have dropped the fill). */
-    if (dir_vv)
-        r->list_vv = *dir_vv;
-    else
-        vv_init(&r->list_vv);
+    set_listed(r, r->token_at, dir_vv);
     d->st.fills++;
 out:
     pthread_mutex_unlock(&d->mu);
@@ -394,10 +401,7 @@ void dcache_new_dir(dcache *d, const fs_attr *a)
     if (r) {
         clear_listing(d, r);
         r->token = 0;
-        r->listed = 1;
-        r->was_listed = 1;
-        r->listed_at = now;
-        r->list_vv = a->vv;
+        set_listed(r, now, &a->vv);
     }
     pthread_mutex_unlock(&d->mu);
 }

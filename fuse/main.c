@@ -178,10 +178,6 @@ static int ignorable(const char *name)
 }
 
 /*
- * Turn "-o a=b,c" into "--a=b --c" for options of the table; returns a new
- * argv (the old strings are kept) or NULL with an error printed.
- */
-/*
  * The kernel lets a FUSE mount hold only 1% of its dirty page limit
  * (about 50 MB on a machine with 24 GB) and holds writers to that strictly.
  * A random writer then waits for the mount at every few thousand pages,
@@ -192,6 +188,24 @@ static int ignorable(const char *name)
  * would be a FUSE request to this very process, which is not serving
  * yet). Failure only costs speed: one warning.
  */
+static int is_octal(char ch) { return ch >= '0' && ch <= '7'; }
+
+/* mountinfo writes a space in a path as \040, a backslash as \134 and so
+ * on: undo that in place. */
+static void unescape_octal(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r; w++) {
+        if (r[0] == '\\' && is_octal(r[1]) && is_octal(r[2]) && is_octal(r[3])) {
+            *w = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
+            r += 4;
+        } else {
+            *w = *r++;
+        }
+    }
+    *w = 0;
+}
+
 static void set_kernel_dirty(const char *mountpoint, uint64_t bytes)
 {
     FILE *f = fopen("/proc/self/mountinfo", "r");
@@ -209,19 +223,8 @@ static void set_kernel_dirty(const char *mountpoint, uint64_t bytes)
         const char *sep = strstr(line, " - ");
         if (!sep || strncmp(sep + 3, "fuse.cairn ", 11) != 0)
             continue;
-        /* mountinfo writes a space in a path as \040 and so on */
-        char un[4096];
-        size_t j = 0;
-        for (size_t i = 0; mp[i] && j + 1 < sizeof(un); i++) {
-            if (mp[i] == '\\' && mp[i + 1] >= '0' && mp[i + 1] <= '7' && mp[i + 2] && mp[i + 3]) {
-                un[j++] = (char)(((mp[i + 1] - '0') << 6) | ((mp[i + 2] - '0') << 3) | (mp[i + 3] - '0'));
-                i += 3;
-            } else {
-                un[j++] = mp[i];
-            }
-        }
-        un[j] = 0;
-        if (strcmp(un, mountpoint) == 0)
+        unescape_octal(mp);
+        if (strcmp(mp, mountpoint) == 0)
             snprintf(dev, sizeof(dev), "%s", d);   /* the last one is the newest */
     }
     fclose(f);
@@ -246,6 +249,10 @@ static void set_kernel_dirty(const char *mountpoint, uint64_t bytes)
     free(path);
 }
 
+/*
+ * Turn "-o a=b,c" into "--a=b --c" for options of the table; returns a new
+ * argv (the old strings are kept) or NULL with an error printed.
+ */
 static char **expand_o(int *argc, char **argv, int *read_only)
 {
     char **out = xcalloc((size_t)*argc * 16 + 16, sizeof(char *));

@@ -372,6 +372,15 @@ static uint32_t privs_killed(uint32_t mode)
     return m;
 }
 
+/* Whether a (a regular file) has set-user/group-ID bits to clear; *nm
+ * receives its permission bits without them. */
+static int privs_to_kill(const fs_attr *a, uint32_t *nm)
+{
+    uint32_t mode = a->mode & 07777;
+    *nm = privs_killed(mode);
+    return S_ISREG(a->mode) && *nm != mode;
+}
+
 static int caller_keeps_privs(fuse_req_t req)
 {
     return fuse_req_ctx(req)->uid == 0;
@@ -414,10 +423,8 @@ static void kill_privs(fuse_req_t req, uint64_t ino, cfile *c)
     if (!m->killpriv || caller_keeps_privs(req))
         return;
     fs_attr a;
-    if (known_attr(m, ino, &a) < 0)
-        return;
-    uint32_t mode = a.mode & 07777, nm = privs_killed(mode);
-    if (!S_ISREG(a.mode) || nm == mode)
+    uint32_t nm;
+    if (known_attr(m, ino, &a) < 0 || !privs_to_kill(&a, &nm))
         return;
     if (!c || !cfile_fold_attrs(c, 1, nm, 0, 0, 0, 0)) {
         mc_setattr_in in = {.valid = SA_MODE, .mode = nm};
@@ -775,13 +782,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     }
     /* A chown of a regular file clears set-user/group-ID for every caller,
      * a truncate for callers without CAP_FSETID (see kill_privs). */
-    fs_attr cur;
     if (m->killpriv && !(in.valid & SA_MODE) &&
-        ((in.valid & (SA_UID | SA_GID)) || (have && !caller_keeps_privs(req))) &&
-        (have ? (cur = out, 0) : known_attr(m, ino, &cur)) == 0 && S_ISREG(cur.mode) &&
-        privs_killed(cur.mode & 07777) != (cur.mode & 07777)) {
-        in.valid |= SA_MODE;
-        in.mode = privs_killed(cur.mode & 07777);
+        ((in.valid & (SA_UID | SA_GID)) || (have && !caller_keeps_privs(req)))) {
+        fs_attr cur;
+        uint32_t nm;
+        if (have)
+            cur = out;   /* the truncate's answer */
+        if ((have || known_attr(m, ino, &cur) == 0) && privs_to_kill(&cur, &nm)) {
+            in.valid |= SA_MODE;
+            in.mode = nm;
+        }
     }
     fs_attr kept;
     if (!have && ctime_restamp(m, ino, &in, &kept)) {

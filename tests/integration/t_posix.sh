@@ -136,7 +136,8 @@ if near "$got" $((256 << 20)); then
 else
   fail "posix/mount/kernel_dirty_default" "max_bytes of the mount's bdi: ${got:-unreadable}, expected about $((256 << 20))"
 fi
-PRIV=$T/private
+# (a mount point with a space: /proc/self/mountinfo writes it as \040)
+PRIV="$T/private mount"
 if mount_fs "$PRIV" "$T/cache-private" --kernel-dirty 64M; then
   got=$(bdi_max "$PRIV")
   if near "$got" $((64 << 20)); then

@@ -34,11 +34,10 @@ static fs_attr file_attr(uint64_t ino, uint64_t size)
     return a;
 }
 
+/* Directory ino at VV {1: counter}. */
 static fs_attr dir_at(uint64_t ino, uint64_t counter)
 {
-    fs_attr a;
-    memset(&a, 0, sizeof(a));
-    a.ino = ino;
+    fs_attr a = file_attr(ino, 0);
     a.mode = S_IFDIR | 0755;
     a.nlink = 2;
     vv_init(&a.vv);
