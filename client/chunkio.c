@@ -5,7 +5,8 @@
  * Locks (never held across an HTTP call):
  *   map_lock   guards servers/nservers/epoch/last_refresh (the cluster map)
  *   q_lock     guards the upload queue, the prefetch queue, stop flag
- *   fl_lock    guards the in-flight fetch table (single-flight reads)
+ *   fl_lock    guards the in-flight fetch table (single-flight reads) and
+ *              the count of fetches holding a fetch slot
  *   job->lock  guards one upload's candidate cursor and counters
  * Lock order: none nests inside another except job->lock -> map_lock
  * (a refresh after exhausting candidates).
@@ -129,7 +130,9 @@ struct cio {
     unsigned nworkers, nfetchers;
 
     pthread_mutex_t fl_lock;
+    pthread_cond_t slot_cv;     /* a fetch slot was given back */
     flight *flights;
+    unsigned fetching;          /* fetches holding a slot */
 
     pthread_mutex_t st_lock;
     cio_stats st;
@@ -801,7 +804,9 @@ static int fetch_net(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int *lo
     }
 }
 
-int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
+/* The chunk's bytes (cio_get). budgeted: the caller holds pool budget for
+ * the buffer (a prefetch), so the fetch takes no fetch slot. */
+static int get_chunk(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int budgeted)
 {
     if (c->cfg.cache) {
         cbuf *b = ccache_get(c->cfg.cache, id);
@@ -837,7 +842,21 @@ int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
     pthread_cond_init(&f->cv, NULL);
     f->waiters = 1;
     HASH_ADD(hh, c->flights, id, CHUNK_ID_LEN, f);
+    /* Registered first, so that others asking for this chunk meanwhile
+     * wait for this fetch rather than for slots of their own. */
+    int waited = 0;
+    while (!budgeted && c->fetching >= c->cfg.fetch_slots) {
+        waited = 1;
+        pthread_cond_wait(&c->slot_cv, &c->fl_lock);
+    }
+    unsigned now = budgeted ? 0 : ++c->fetching;
     pthread_mutex_unlock(&c->fl_lock);
+    if (!budgeted) {
+        pthread_mutex_lock(&c->st_lock);
+        c->st.fetch_waits += (uint64_t)waited;
+        c->st.fetch_peak = MAX(c->st.fetch_peak, now);
+        pthread_mutex_unlock(&c->st_lock);
+    }
 
     cbuf *b = NULL;
     int local = 0;
@@ -849,6 +868,10 @@ int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
         ccache_put(c->cfg.cache, id, b, !local);
 
     pthread_mutex_lock(&c->fl_lock);
+    if (!budgeted) {
+        c->fetching--;
+        pthread_cond_signal(&c->slot_cv);
+    }
     HASH_DEL(c->flights, f);
     f->done = 1;
     f->err = rc;
@@ -864,6 +887,11 @@ int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
     if (rc == 0)
         *out = b;
     return rc;
+}
+
+int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out)
+{
+    return get_chunk(c, id, out, 0);
 }
 
 long cio_read(cio *c, const uint8_t id[CHUNK_ID_LEN], uint64_t off, void *dst, size_t len)
@@ -962,7 +990,8 @@ static void *fetcher_main(void *arg)
         int granted = !c->cfg.pool || bufpool_try_acquire(c->cfg.pool, c->cfg.chunk_size);
         if (granted) {
             cbuf *b;
-            if (!(c->cfg.cache && ccache_has(c->cfg.cache, p->id)) && cio_get(c, p->id, &b) == 0)
+            if (!(c->cfg.cache && ccache_has(c->cfg.cache, p->id)) &&
+                get_chunk(c, p->id, &b, c->cfg.pool != NULL) == 0)
                 cbuf_unref(b);
             if (c->cfg.pool)
                 bufpool_release(c->cfg.pool, c->cfg.chunk_size);
@@ -984,6 +1013,8 @@ cio *cio_new(const cio_config *cfg, int *err)
         c->cfg.workers = 8;
     if (!c->cfg.fetchers)
         c->cfg.fetchers = 4;
+    if (!c->cfg.fetch_slots)
+        c->cfg.fetch_slots = (unsigned)MAX(2u, (16ull << 20) / MAX(c->cfg.chunk_size, 1u));
     if (!c->cfg.retry_ms)
         c->cfg.retry_ms = 60000;
     if (!c->cfg.map_refresh_ms)
@@ -1009,6 +1040,7 @@ cio *cio_new(const cio_config *cfg, int *err)
     pthread_cond_init(&c->q_cv, NULL);
     pthread_cond_init(&c->pf_cv, NULL);
     pthread_mutex_init(&c->fl_lock, NULL);
+    pthread_cond_init(&c->slot_cv, NULL);
     pthread_mutex_init(&c->st_lock, NULL);
     int rc = cio_refresh(c);
     if (rc < 0)
@@ -1067,6 +1099,7 @@ void cio_free(cio *c)
     pthread_cond_destroy(&c->q_cv);
     pthread_cond_destroy(&c->pf_cv);
     pthread_mutex_destroy(&c->fl_lock);
+    pthread_cond_destroy(&c->slot_cv);
     pthread_mutex_destroy(&c->st_lock);
     free(c);
 }

@@ -50,6 +50,12 @@ typedef struct cio_config {
     unsigned replicas, min_replicas;
     unsigned workers;           /* upload threads; 0 = 8 */
     unsigned fetchers;          /* prefetch threads; 0 = 4 */
+    /* Fetches of chunks not in the cache that run at once for cio_get
+     * (readers, merges with a chunk's old bytes); more wait their turn.
+     * Their buffers are outside the budget (prefetches have theirs from
+     * pool), so this bounds what they add to it. 0 = as many as fit in
+     * 16 MiB of chunks, at least 2. */
+    unsigned fetch_slots;
     unsigned retry_ms;          /* 0 = 60000 */
     unsigned map_refresh_ms;    /* 0 = 5000 */
     int cache_writes;           /* put uploaded chunks into the cache */
@@ -71,7 +77,9 @@ void cio_free(cio *c);
  * header names this id, the payload matches its CRC32C); any failure falls
  * back to HTTP. Chunks read locally are kept in the memory tier only; once a
  * local file was read whole and found good, cio_read serves ranges of it
- * from the file while it is the same file (device, inode, size, mtime). */
+ * from the file while it is the same file (device, inode, size, mtime).
+ * A fetch (one per chunk however many ask at once) first waits for one of
+ * cfg.fetch_slots. */
 int cio_get(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out);
 /* Copy up to len bytes at off of the chunk; returns bytes copied (short at
  * the chunk's end) or a negative error. */
@@ -96,6 +104,8 @@ typedef struct cio_stats {
     uint64_t prefetch_queued, prefetch_dropped;
     uint64_t local_reads, local_bytes, local_failures;
     uint64_t local_ranges;      /* reads served from a local file found good before */
+    uint64_t fetch_waits;       /* cio_get fetches that waited for a fetch slot */
+    uint64_t fetch_peak;        /* most cio_get fetches running at once */
 } cio_stats;
 void cio_get_stats(cio *c, cio_stats *out);
 

@@ -122,6 +122,12 @@ void cf_wait_uploads(cfile *c)
 
 /* ---- commit ---- */
 
+/* Is d still the PENDING slot cf_rematerialize started with? */
+static int remat_still(const dchunk *d, uint64_t gen, uint32_t need)
+{
+    return d && d->gen == gen && d->state == D_PENDING && !d->committing && MAX(d->len, 1u) == need;
+}
+
 /* Turn a PENDING chunk back into a DIRTY buffer with its content (for a
  * write into it, or a rebase). c->lock held; may drop it. Returns 1 when
  * the caller must re-validate. */
@@ -131,58 +137,58 @@ int cf_rematerialize(cfile *c, uint64_t index)
     if (!d || d->state != D_PENDING || d->committing)
         return 1;
     uint64_t gen = d->gen;
-    int hole = d->hole;
-    uint8_t id[CHUNK_ID_LEN];
-    memcpy(id, d->id, CHUNK_ID_LEN);
-    cbuf *b = NULL;
-    if (!hole) {
-        pthread_mutex_unlock(&c->lock);
-        int rc = cio_get(c->fs->cfg.io, id, &b);
-        pthread_mutex_lock(&c->lock);
-        if (rc < 0)
-            return rc;
-        d = cf_dchunk_find(c, index);
-        if (!d || d->gen != gen || d->state != D_PENDING || d->committing) {
-            cbuf_unref(b);
-            return 1;
-        }
-    }
-    /* Take the chunk's bytes as a fresh DIRTY buffer. The budget for it is
-     * had first, while the slot is still PENDING: a DIRTY slot without its
-     * bytes would let a read, a seal or a merge from the base see ranges
-     * whose content is nowhere. */
+    /* The budget for the new buffer is had before the chunk's bytes are
+     * fetched, so that writers waiting for the budget hold no chunk outside
+     * it, and the fetched bytes are held under a merge slot. The slot stays
+     * PENDING until its bytes are in the buffer: a DIRTY slot without them
+     * would let a read, a seal or a merge from the base see ranges whose
+     * content is nowhere. */
     bufpool *pool = c->fs->cfg.pool;
     uint32_t need = MAX(d->len, 1u);
     if (cf_budget_acquire(c, index, need)) {
         d = cf_dchunk_find(c, index);
-        if (!d || d->gen != gen || d->state != D_PENDING || d->committing ||
-            MAX(d->len, 1u) != need) {
+        if (!remat_still(d, gen, need)) {
             bufpool_release(pool, need);
-            if (b)
-                cbuf_unref(b);
             return 1;
         }
     }
+    cbuf *b = NULL;
+    if (!d->hole) {
+        uint8_t id[CHUNK_ID_LEN];
+        memcpy(id, d->id, CHUNK_ID_LEN);
+        pthread_mutex_unlock(&c->lock);
+        cf_merge_slot_take(c->fs);
+        int rc = cio_get(c->fs->cfg.io, id, &b);
+        pthread_mutex_lock(&c->lock);
+        d = cf_dchunk_find(c, index);
+        if (rc < 0 || !remat_still(d, gen, need)) {
+            if (b)
+                cbuf_unref(b);
+            cf_merge_slot_give(c->fs);
+            bufpool_release(pool, need);
+            return rc < 0 ? rc : 1;
+        }
+    }
     cbuf *nb = cbuf_new(need);
+    if (nb) {
+        size_t have = b ? MIN((size_t)d->len, b->len) : 0;
+        if (have)
+            memcpy(nb->data, b->data, have);
+        memset(nb->data + have, 0, d->len - have);
+    }
+    if (b) {
+        cbuf_unref(b);
+        cf_merge_slot_give(c->fs);
+    }
     if (!nb) {
         bufpool_release(pool, need);
-        if (b)
-            cbuf_unref(b);
         return -ENOMEM;
     }
-    if (b)
-        memcpy(nb->data, b->data, MIN((size_t)d->len, b->len));
-    else
-        memset(nb->data, 0, d->len);
-    if (b && b->len < d->len)
-        memset(nb->data + b->len, 0, d->len - b->len);
     d->state = D_DIRTY;
     c->npending--;
     d->buf = nb;
     d->budget = need;
     d->merged = 1;
-    if (b)
-        cbuf_unref(b);
     return 0;
 }
 
@@ -256,6 +262,7 @@ static int rebase(cfile *c, mc_inode *cur)
         if (d->buf)
             ours = cbuf_ref(d->buf);
         pthread_mutex_unlock(&c->lock);
+        cf_merge_slot_take(c->fs);
         if (!ours && !pending_hole)
             rc = cio_get(c->fs->cfg.io, myid, &ours);
         if (rc == 0)
@@ -293,6 +300,8 @@ static int rebase(cfile *c, mc_inode *cur)
         if (theirs)
             cbuf_unref(theirs);
         free(rs);
+        /* Only the merged result is left, copied under c->lock below. */
+        cf_merge_slot_give(c->fs);
         pthread_mutex_lock(&c->lock);
         if (rc < 0) {
             if (nbuf)

@@ -44,10 +44,14 @@ cfs *cfs_new(const cfs_config *cfg)
         f->cfg.cache_files = 4096;
     if (!f->cfg.commit_retries)
         f->cfg.commit_retries = 20;
+    if (!f->cfg.merge_slots)
+        f->cfg.merge_slots = (unsigned)MAX(2u, (16ull << 20) / MAX(f->cfg.fs.chunk_size, 1u));
     /* Freed pages beyond this much go back to the kernel. */
     f->pages = pagestore_new(8u << 20);
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->st_lock, NULL);
+    pthread_mutex_init(&f->merge_mu, NULL);
+    pthread_cond_init(&f->merge_cv, NULL);
     return f;
 }
 
@@ -100,6 +104,8 @@ void cfs_free(cfs *f)
     pagestore_free(f->pages);
     pthread_mutex_destroy(&f->lock);
     pthread_mutex_destroy(&f->st_lock);
+    pthread_mutex_destroy(&f->merge_mu);
+    pthread_cond_destroy(&f->merge_cv);
     free(f);
 }
 
@@ -678,6 +684,30 @@ dchunk *cf_dchunk_new(cfile *c, uint64_t index)
     return d;
 }
 
+void cf_merge_slot_take(cfs *f)
+{
+    pthread_mutex_lock(&f->merge_mu);
+    int waited = 0;
+    while (f->merging >= f->cfg.merge_slots) {
+        waited = 1;
+        pthread_cond_wait(&f->merge_cv, &f->merge_mu);
+    }
+    unsigned now = ++f->merging;
+    pthread_mutex_unlock(&f->merge_mu);
+    pthread_mutex_lock(&f->st_lock);
+    f->st.merge_waits += (uint64_t)waited;
+    f->st.merge_peak = MAX(f->st.merge_peak, now);
+    pthread_mutex_unlock(&f->st_lock);
+}
+
+void cf_merge_slot_give(cfs *f)
+{
+    pthread_mutex_lock(&f->merge_mu);
+    f->merging--;
+    pthread_cond_signal(&f->merge_cv);
+    pthread_mutex_unlock(&f->merge_mu);
+}
+
 /* Fetch the content a slot had in the base: a new cbuf (len bytes) or
  * NULL for a hole. Called without c->lock. */
 int cf_fetch_content(cfile *c, int kind, const uint8_t *id, const uint8_t *inl, uint32_t len,
@@ -749,30 +779,30 @@ int cf_merge_base(cfile *c, uint64_t index)
     cbuf *b = NULL;
     if (kind == BASE_CHUNK) {
         pthread_mutex_unlock(&c->lock);
+        cf_merge_slot_take(c->fs);
         rc = cf_fetch_content(c, kind, id, inl, blen, &b);
         pthread_mutex_lock(&c->lock);
         if (rc < 0) {
+            cf_merge_slot_give(c->fs);
             free(inl);
             return rc;
         }
         d = cf_dchunk_find(c, index);
-        if (!d || d->gen != gen || d->state != D_DIRTY || d->merged) {
-            if (b)
-                cbuf_unref(b);
-            free(inl);
-            return 0;
-        }
-        if (d->buf->cap < d->len) {
+        if (!d || d->gen != gen || d->state != D_DIRTY || d->merged || d->buf->cap < d->len) {
             cbuf_unref(b);
+            cf_merge_slot_give(c->fs);
             free(inl);
-            return cf_merge_base(c, index);
+            return d && d->gen == gen && d->state == D_DIRTY && !d->merged ? cf_merge_base(c, index)
+                                                                           : 0;
         }
     }
     const uint8_t *src = kind == BASE_CHUNK ? b->data : inl;
     cf_fill_gaps(d, d->buf->data, d->len, src, kind == BASE_HOLE ? 0 : blen);
     d->merged = 1;
-    if (b)
+    if (kind == BASE_CHUNK) {
         cbuf_unref(b);
+        cf_merge_slot_give(c->fs);
+    }
     free(inl);
     return 0;
 }

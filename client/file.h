@@ -62,6 +62,11 @@ typedef struct cfs_config {
     unsigned commit_every;      /* uploaded chunks between commits; 0 = 64 */
     unsigned cache_files;       /* clean closed cfiles kept; 0 = 4096 */
     unsigned commit_retries;    /* CAS attempts; 0 = 20 */
+    /* Chunks merged with their old bytes at once (read-modify-write); more
+     * wait their turn. Each holds a chunk's old bytes outside the budget
+     * for the time of its merge. 0 = as many as fit in 16 MiB of chunks,
+     * at least 2. */
+    unsigned merge_slots;
 } cfs_config;
 
 cfs *cfs_new(const cfs_config *cfg);
@@ -173,6 +178,8 @@ void cfile_vv(cfile *c, vv *out);
 
 typedef struct cfs_stats {
     uint64_t files, dirty_files, commits, conflicts, inline_commits, inline_refused;
+    uint64_t merge_waits;       /* merges that waited for a merge slot */
+    uint64_t merge_peak;        /* most merges running at once */
 } cfs_stats;
 void cfs_get_stats(cfs *f, cfs_stats *out);
 

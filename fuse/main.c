@@ -519,10 +519,17 @@ out:
                  (unsigned long long)cs.gets, (unsigned long long)cs.local_reads,
                  (unsigned long long)cs.local_failures, (unsigned long long)cs.get_bytes,
                  (unsigned long long)cs.local_bytes, (unsigned long long)cs.local_ranges);
+        log_info("chunk fetches at once: at most %llu; %llu waited for a fetch slot",
+                 (unsigned long long)cs.fetch_peak, (unsigned long long)cs.fetch_waits);
         cio_free(m.io);
     }
-    if (m.fs)
+    if (m.fs) {
+        cfs_stats fst;
+        cfs_get_stats(m.fs, &fst);
+        log_info("chunk merges at once: at most %llu; %llu waited for a merge slot",
+                 (unsigned long long)fst.merge_peak, (unsigned long long)fst.merge_waits);
         cfs_free(m.fs);
+    }
     if (m.dc) {
         dcache_stats ds;
         dcache_get_stats(m.dc, &ds);

@@ -44,7 +44,9 @@ typedef struct client {
     mc_fsinfo info;
 } client;
 
-static client *client_new_opts(unsigned retry_ms, int local_reads)
+/* slots: cio's fetch_slots and cfs's merge_slots (0 = their defaults). */
+static client *client_new_opts(unsigned retry_ms, int local_reads, unsigned fetch_slots,
+                               unsigned merge_slots)
 {
     client *c = xcalloc(1, sizeof(*c));
     mc_config mcc = {.addr = metad.addr, .retry_ms = retry_ms};
@@ -58,18 +60,20 @@ static client *client_new_opts(unsigned retry_ms, int local_reads)
     cio_config ic = {.meta = c->meta, .cache = c->cache, .pool = c->pool,
                      .chunk_size = c->info.chunk_size, .replicas = c->info.replicas,
                      .min_replicas = c->info.min_replicas, .retry_ms = retry_ms,
-                     .cache_writes = 1, .local_reads = local_reads};
+                     .cache_writes = 1, .local_reads = local_reads,
+                     .fetch_slots = fetch_slots};
     memcpy(ic.fsid, c->info.fsid, sizeof(ic.fsid));
     c->io = cio_new(&ic, &err);
     assert_non_null(c->io);
-    cfs_config fc = {.meta = c->meta, .io = c->io, .pool = c->pool, .fs = c->info};
+    cfs_config fc = {.meta = c->meta, .io = c->io, .pool = c->pool, .fs = c->info,
+                     .merge_slots = merge_slots};
     c->fs = cfs_new(&fc);
     return c;
 }
 
 static client *client_new(unsigned retry_ms)
 {
-    return client_new_opts(retry_ms, 0);
+    return client_new_opts(retry_ms, 0, 0, 0);
 }
 
 static void client_free(client *c)
@@ -367,7 +371,7 @@ static void test_local_reads(void **state)
     mc_inode_clear(&in);
     client_free(a);
 
-    client *l = client_new_opts(5000, 1);
+    client *l = client_new_opts(5000, 1, 0, 0);
     f = open_file(l, ino);
     uint8_t *got = read_all(f, n);
     assert_memory_equal(got, data, n);
@@ -420,7 +424,7 @@ static void test_local_reads(void **state)
         assert_int_equal(pwrite(fd, &b, 1, 64 + 1000), 1);
         close(fd);
     }
-    l = client_new_opts(1000, 1);
+    l = client_new_opts(1000, 1, 0, 0);
     f = open_file(l, ino);
     long r = cfile_read(f, 0, 4096, got, NULL);
     assert_true(r < 0);
@@ -451,7 +455,7 @@ static void test_local_reads(void **state)
         assert_true((size_t)sst.st_size < tn / 10);   /* stored compressed */
     }
     client_free(l);
-    l = client_new_opts(5000, 1);
+    l = client_new_opts(5000, 1, 0, 0);
     f = open_file(l, tino);
     uint8_t *tgot = read_all(f, tn);
     assert_memory_equal(tgot, text, tn);
@@ -607,6 +611,139 @@ static void test_flush_fails_without_servers(void **state)
     free(data);
 }
 
+/* Files each holding one whole chunk of random bytes (seeds 20 + i),
+ * stored by a client of their own; their inos in inos[]. */
+#define SLOT_FILES 6
+static uint8_t *store_chunk_files(const char *prefix, uint64_t *inos)
+{
+    client *w = client_new(5000);
+    size_t cs = w->info.chunk_size;
+    uint8_t *data = xmalloc(SLOT_FILES * cs);
+    for (unsigned i = 0; i < SLOT_FILES; i++) {
+        uint8_t *r = random_bytes(cs, 20 + i);
+        memcpy(data + i * cs, r, cs);
+        free(r);
+        char name[64];
+        snprintf(name, sizeof(name), "%s%u", prefix, i);
+        inos[i] = store_file(w, name, data + i * cs, cs);
+    }
+    client_free(w);
+    return data;
+}
+
+typedef struct slot_job {
+    client *c;
+    uint64_t ino;
+    unsigned i;
+    size_t cs;
+    pthread_barrier_t *start;
+    uint8_t *got;               /* read jobs: the chunk read back */
+    int rc;
+} slot_job;
+
+/* Write 100 bytes into the middle of the file's one chunk and flush it:
+ * the flush merges them with the chunk's old bytes. */
+static void *patch_job(void *arg)
+{
+    slot_job *j = arg;
+    cfile *f = cfs_file(j->c->fs, j->ino);
+    int changed;
+    j->rc = cfile_open(f, &changed, 0);
+    uint8_t patch[100];
+    memset(patch, 0xA0 + j->i, sizeof(patch));
+    if (j->rc == 0 && cfile_write(f, 1000, patch, sizeof(patch)) != (long)sizeof(patch))
+        j->rc = -EIO;
+    pthread_barrier_wait(j->start);
+    if (j->rc == 0)
+        j->rc = cfile_flush(f);
+    cfile_put(f);
+    return NULL;
+}
+
+static void *read_job(void *arg)
+{
+    slot_job *j = arg;
+    cfile *f = cfs_file(j->c->fs, j->ino);
+    int changed;
+    j->rc = cfile_open(f, &changed, 0);
+    pthread_barrier_wait(j->start);
+    if (j->rc == 0 && cfile_read(f, 0, j->cs, j->got, NULL) != (long)j->cs)
+        j->rc = -EIO;
+    cfile_put(f);
+    return NULL;
+}
+
+/* Run fn for each of the files on its own thread, started together. */
+static void run_slot_jobs(client *c, const uint64_t *inos, void *(*fn)(void *), slot_job *jobs)
+{
+    pthread_t th[SLOT_FILES];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, SLOT_FILES);
+    for (unsigned i = 0; i < SLOT_FILES; i++) {
+        jobs[i] = (slot_job){.c = c, .ino = inos[i], .i = i, .cs = c->info.chunk_size,
+                             .start = &start, .got = jobs[i].got};
+        assert_int_equal(pthread_create(&th[i], NULL, fn, &jobs[i]), 0);
+    }
+    for (unsigned i = 0; i < SLOT_FILES; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].rc, 0);
+    }
+    pthread_barrier_destroy(&start);
+}
+
+/* Merges of written bytes with chunks' old bytes wait for one of
+ * merge_slots: with one slot, six files flushed at once are merged one at
+ * a time, and each still ends up with its old bytes around the new. */
+static void test_merge_slots(void **state)
+{
+    (void)state;
+    uint64_t inos[SLOT_FILES];
+    uint8_t *data = store_chunk_files("merge", inos);
+    client *c = client_new_opts(5000, 0, 0, 1);
+    size_t cs = c->info.chunk_size;
+    slot_job jobs[SLOT_FILES] = {0};
+    run_slot_jobs(c, inos, patch_job, jobs);
+    cfs_stats st;
+    cfs_get_stats(c->fs, &st);
+    assert_int_equal(st.merge_peak, 1);
+    client_free(c);
+    for (unsigned i = 0; i < SLOT_FILES; i++) {
+        memset(data + i * cs + 1000, 0xA0 + i, 100);
+        size_t len;
+        uint8_t *got = read_fresh(inos[i], &len);
+        assert_int_equal(len, cs);
+        assert_memory_equal(got, data + i * cs, cs);
+        free(got);
+    }
+    free(data);
+}
+
+/* Fetches of chunks not in the cache wait for one of fetch_slots: six
+ * readers of six chunks at once, one slot, one fetch at a time, and every
+ * reader gets its chunk's bytes. */
+static void test_fetch_slots(void **state)
+{
+    (void)state;
+    uint64_t inos[SLOT_FILES];
+    uint8_t *data = store_chunk_files("fetch", inos);
+    client *c = client_new_opts(5000, 0, 1, 0);
+    size_t cs = c->info.chunk_size;
+    slot_job jobs[SLOT_FILES] = {0};
+    for (unsigned i = 0; i < SLOT_FILES; i++)
+        jobs[i].got = xmalloc(cs);
+    run_slot_jobs(c, inos, read_job, jobs);
+    cio_stats st;
+    cio_get_stats(c->io, &st);
+    assert_int_equal(st.fetch_peak, 1);
+    assert_true(st.gets >= SLOT_FILES);
+    for (unsigned i = 0; i < SLOT_FILES; i++) {
+        assert_memory_equal(jobs[i].got, data + i * cs, cs);
+        free(jobs[i].got);
+    }
+    client_free(c);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -617,6 +754,8 @@ int main(void)
         cmocka_unit_test(test_concurrent_different_chunks),
         cmocka_unit_test(test_concurrent_same_chunk),
         cmocka_unit_test(test_truncate_and_holes),
+        cmocka_unit_test(test_merge_slots),
+        cmocka_unit_test(test_fetch_slots),
         cmocka_unit_test(test_flush_fails_without_servers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
