@@ -87,6 +87,10 @@ typedef struct httpd_config {
     uint64_t max_inflight_body;  /* 0 = unlimited */
     unsigned max_connections;    /* 0 = 1024 */
     unsigned conn_timeout_s;     /* idle keep-alive timeout; 0 = 120 */
+    /* Each connection's memory for headers and body pieces, 0 = 128 KiB
+     * (large bodies read in big pieces). libmicrohttpd zeroes it between
+     * requests, so servers of small requests keep it small. */
+    size_t conn_memory;
     /* Appends application metrics (Prometheus text) to out. May be NULL. */
     void (*metrics)(buf *out, void *ctx);
     /* Adds per-response headers (e.g. Cairn-Epoch). May be NULL. */
