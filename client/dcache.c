@@ -23,6 +23,7 @@
 typedef struct dent {
     UT_hash_handle hh;      /* in its directory, by name */
     UT_hash_handle hi;      /* in by_ino, when it is the one entry there for its inode */
+    UT_hash_handle hd;      /* in its directory, by inode (hard links: several) */
     int in_ino;
     fs_attr a;
     uint64_t gen;           /* attr_gen its attributes are from */
@@ -33,6 +34,7 @@ typedef struct dirrec {
     uint64_t ino;
     UT_hash_handle hh;
     dent *ents;
+    dent *ents_ino;         /* the same entries by inode */
     size_t nents;
     int listed;             /* ents is the whole directory */
     int64_t listed_at;      /* when the fetch behind it started */
@@ -82,20 +84,23 @@ dcache *dcache_new(uint64_t ttl_ms, uint64_t neg_ttl_ms, size_t max_entries)
     return d;
 }
 
-static void unindex(dcache *d, dent *e)
+static void unindex(dcache *d, dirrec *r, dent *e)
 {
+    HASH_DELETE(hd, r->ents_ino, e);
     if (e->in_ino) {
         HASH_DELETE(hi, d->by_ino, e);
         e->in_ino = 0;
     }
 }
 
-/* Index e by inode unless another entry has that inode (a hard link, or a
- * file listed in two directories at different times): such entries are
- * not indexed and never answer positively. */
-static void index_ent(dcache *d, dent *e)
+/* Index e by inode in its directory, and in by_ino unless another entry
+ * has that inode (a hard link, or a file listed in two directories at
+ * different times): such entries are not in by_ino and never answer
+ * positively. */
+static void index_ent(dcache *d, dirrec *r, dent *e)
 {
     dent *x;
+    HASH_ADD(hd, r->ents_ino, a.ino, sizeof(uint64_t), e);
     HASH_FIND(hi, d->by_ino, &e->a.ino, sizeof(uint64_t), x);
     if (!x) {
         HASH_ADD(hi, d->by_ino, a.ino, sizeof(uint64_t), e);
@@ -108,7 +113,7 @@ static void clear_listing(dcache *d, dirrec *r)
     dent *e, *tmp;
     HASH_ITER(hh, r->ents, e, tmp) {
         HASH_DEL(r->ents, e);
-        unindex(d, e);
+        unindex(d, r, e);
         free(e);
     }
     d->nentries -= r->nents;
@@ -202,9 +207,9 @@ static void put_ent(dcache *d, dirrec *r, const char *name, const fs_attr *a, ui
     if (e) {
         if (e->a.ino != a->ino) {
             links_changed(d, e);
-            unindex(d, e);
+            unindex(d, r, e);
             e->a = *a;
-            index_ent(d, e);
+            index_ent(d, r, e);
         } else {
             e->a = *a;
         }
@@ -217,7 +222,7 @@ static void put_ent(dcache *d, dirrec *r, const char *name, const fs_attr *a, ui
     e->a = *a;
     e->gen = gen;
     HASH_ADD_KEYPTR(hh, r->ents, e->name, len, e);
-    index_ent(d, e);
+    index_ent(d, r, e);
     r->nents++;
     d->nentries++;
 }
@@ -230,21 +235,18 @@ static void del_ent(dcache *d, dirrec *r, const char *name)
         return;
     links_changed(d, e);
     HASH_DEL(r->ents, e);
-    unindex(d, e);
+    unindex(d, r, e);
     free(e);
     r->nents--;
     d->nentries--;
 }
 
-/* The entry of inode ino in r's listing (a scan: listings are small). */
+/* An entry of inode ino in r's listing. */
 static dent *ent_by_ino(dirrec *r, uint64_t ino)
 {
-    dent *e, *tmp;
-    HASH_ITER(hh, r->ents, e, tmp) {
-        if (e->a.ino == ino)
-            return e;
-    }
-    return NULL;
+    dent *e;
+    HASH_FIND(hd, r->ents_ino, &ino, sizeof(ino), e);
+    return e;
 }
 
 int dcache_lookup(dcache *d, uint64_t dir, const char *name, fs_attr *a)

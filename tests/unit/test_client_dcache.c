@@ -457,6 +457,29 @@ static void test_change_during_fill(void **st)
     dcache_free(d);
 }
 
+/* A change inside a directory makes that directory's entry in its parent's
+ * listing stale, found by inode among many entries. */
+static void test_parent_entry_in_big_listing(void **st)
+{
+    (void)st;
+    dcache *d = dcache_new(60000, 60000, 65536);
+    fs_attr a, n = file_attr(5000, 7);
+    fill_n(d, ROOT, 20000, 10000);  /* ROOT/f<i> is inode 10000 + i */
+    dcache_set(d, 10000 + 12345, ROOT, "x", &n);
+    assert_int_equal(dcache_lookup(d, ROOT, "f12345", &a), -1);
+    assert_int_equal(dcache_lookup(d, ROOT, "f12344", &a), 1);
+    assert_int_equal(dcache_lookup(d, ROOT, "f19999", &a), 1);
+    assert_int_equal(a.ino, 10000 + 19999);
+    /* A name that now holds another inode is found under that one. */
+    fs_attr moved = file_attr(90000, 1);
+    dcache_set(d, ROOT, 0, "f7", &moved);
+    dcache_set(d, 90000, ROOT, "y", &n);
+    assert_int_equal(dcache_lookup(d, ROOT, "f7", &a), -1);
+    dcache_set(d, 10007, ROOT, "z", &n);
+    assert_int_equal(dcache_lookup(d, ROOT, "f8", &a), 1);
+    dcache_free(d);
+}
+
 static void test_expires(void **st)
 {
     (void)st;
@@ -530,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_dir_attrs),
         cmocka_unit_test(test_out_of_order_answers),
         cmocka_unit_test(test_change_during_fill),
+        cmocka_unit_test(test_parent_entry_in_big_listing),
         cmocka_unit_test(test_expires),
         cmocka_unit_test(test_memory_bound),
         cmocka_unit_test(test_disabled),
