@@ -12,9 +12,11 @@
  *     anything changed, flushes and closes the WAL, and exits 0.
  *   - httpd threads (libmicrohttpd, one per connection): run ops.c. They
  *     block on the namespace rwlock (readers shared, mutations exclusive)
- *     and, after releasing it, in wal_wait until their record is durable.
- *   - WAL flusher (wal.c): writes pending records and fdatasyncs them as
- *     one group; wakes waiters.
+ *     and, after releasing it, in wal_wait until their record is durable;
+ *     when no batch is being written, the waiting thread writes and
+ *     fdatasyncs everything pending itself (wal.c).
+ *   - WAL flusher (wal.c): writes pending records nobody is writing (as one
+ *     group, one fdatasync) and carries out rotations; wakes waiters.
  *   - snapshot thread (persist.c): on a trigger, serializes the state under
  *     the namespace read lock, then writes the file without locks.
  *   - cluster checker (cluster.c): wakes a few times per heartbeat timeout

@@ -5,12 +5,16 @@
  * Threads and locks:
  *   - Request threads call wal_append/wal_wait/wal_rotate; they take mu only
  *     for memory work (copying a frame, reading counters, waiting).
- *   - One flusher thread takes the whole pending buffer under mu, drops mu,
- *     writes it with one pwrite and makes it durable with one fdatasync,
- *     then publishes durable_lsn under mu.
- *   - seg_mu guards the list of segments (flusher adds, wal_truncate_before
- *     removes). mu and seg_mu are never held together, and neither is held
- *     across a write, fdatasync, rename or unlink.
+ *   - One batch is written at a time (flushing, under mu): the thread
+ *     writing it takes the whole pending buffer under mu, drops mu, writes
+ *     it with one pwrite and makes it durable with one fdatasync, then
+ *     publishes durable_lsn under mu. That thread is a request thread in
+ *     wal_wait when no batch is being written (it writes its own record and
+ *     whatever else is pending), otherwise the flusher thread, which also
+ *     carries out rotations and writes records nobody waits for.
+ *   - seg_mu guards the list of segments (the batch writer adds,
+ *     wal_truncate_before removes). mu and seg_mu are never held together,
+ *     and neither is held across a write, fdatasync, rename or unlink.
  */
 #include "server/meta/wal.h"
 
@@ -56,7 +60,8 @@ struct wal {
     int no_sync;
     pthread_t flusher;
 
-    /* Flusher thread only (wal_open/wal_close while it is not running). */
+    /* The thread writing a batch only (flushing set; wal_open/wal_close
+     * while the flusher is not running). */
     int fd;                     /* segment being written, or -1 after a failure */
     uint64_t seg_first;         /* its first lsn (its name) */
     uint64_t seg_size;          /* its length in bytes, header included */
@@ -80,6 +85,7 @@ struct wal {
     uint64_t rotations_done;    /* ... of which the flusher has carried out */
     int failed;
     int stopping;
+    int flushing;               /* a batch is being written (flush_round) */
     int fault_write, fault_sync; /* wal_inject_fault, one-shot */
     wal_stats stats;
 
@@ -397,75 +403,93 @@ static int flush_batch(wal *w, const uint8_t *p, size_t len, uint64_t first_lsn,
     return 0;
 }
 
+/* Write everything pending as one batch and publish it durable. Called
+ * with mu held and flushing clear, by the flusher thread or by a thread in
+ * wal_wait; drops mu around the write. Returns -1 once the log failed. */
+static int flush_round(wal *w)
+{
+    uint64_t first, last;
+    size_t cut_off;
+    uint64_t cut_lsn, rot_target;
+    flush_io io = {0};
+    int rc;
+
+    w->flushing = 1;
+    /* Take everything pending as one batch: appenders refill the other
+     * buffer while this one is written. */
+    buf t = w->inflight;
+    w->inflight = w->pending;
+    w->pending = t;
+    first = w->durable_lsn + 1;
+    last = w->next_lsn - 1;
+    cut_off = w->cut_off;
+    cut_lsn = w->cut_lsn;
+    rot_target = w->rotations_asked;
+    w->cut_off = NO_CUT;
+    io.fault_write = w->fault_write;
+    io.fault_sync = w->fault_sync;
+    w->fault_write = w->fault_sync = 0;
+    pthread_cond_broadcast(&w->space_cv);
+    pthread_mutex_unlock(&w->mu);
+
+    rc = flush_batch(w, w->inflight.data, w->inflight.len, first, cut_off, cut_lsn, &io);
+
+    pthread_mutex_lock(&w->mu);
+    w->flushing = 0;
+    /* Whoever waits for the next batch (a waiter, or the flusher for
+     * records nobody waits for) may now write it. */
+    pthread_cond_broadcast(&w->durable_cv);
+    pthread_cond_signal(&w->work_cv);
+    /* A fault aimed at a write or sync this batch did not make waits
+     * for the next one. */
+    if (io.fault_write && !w->fault_write)
+        w->fault_write = io.fault_write;
+    if (io.fault_sync && !w->fault_sync)
+        w->fault_sync = io.fault_sync;
+    w->stats.syncs += io.syncs;
+    w->stats.sync_ns_total += (uint64_t)io.sync_ns;
+    if (rc < 0) {
+        /* Never retried: after a failed fdatasync the kernel may have
+         * dropped the dirty pages and cleared the error, so a later
+         * successful sync would prove nothing. */
+        log_error("wal: writing lsns %" PRIu64 "..%" PRIu64 " to %s failed: %s; "
+                  "the log refuses all further writes",
+                  first, last, w->dir, cairn_strerror(rc));
+        w->failed = 1;
+        pthread_cond_broadcast(&w->space_cv);
+        return -1;
+    }
+    if (last >= first) {
+        w->stats.records += last - first + 1;
+        w->stats.bytes += w->inflight.len;
+        w->durable_lsn = last;
+    }
+    if (io.rotated_at > w->seg_start_lsn)
+        w->seg_start_lsn = io.rotated_at;
+    w->rotations_done = rot_target;
+    w->inflight.len = 0;
+    if (w->inflight.cap > SPARE_KEEP)
+        buf_free(&w->inflight);
+    return 0;
+}
+
+static int work_pending(const wal *w)
+{
+    return w->pending.len > 0 || w->cut_off != NO_CUT;
+}
+
 static void *flusher_main(void *arg)
 {
     wal *w = arg;
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        uint64_t first, last;
-        size_t cut_off;
-        uint64_t cut_lsn, rot_target;
-        flush_io io = {0};
-        int rc;
-
-        while (!w->failed && !w->stopping && w->pending.len == 0 && w->cut_off == NO_CUT)
+        while (!w->failed && (w->flushing || (!w->stopping && !work_pending(w))))
             pthread_cond_wait(&w->work_cv, &w->mu);
-        if (w->failed || (w->pending.len == 0 && w->cut_off == NO_CUT))
+        if (w->failed || !work_pending(w))
             break;
-
-        /* Take everything pending as one batch: appenders refill the other
-         * buffer while this one is written. */
-        buf t = w->inflight;
-        w->inflight = w->pending;
-        w->pending = t;
-        first = w->durable_lsn + 1;
-        last = w->next_lsn - 1;
-        cut_off = w->cut_off;
-        cut_lsn = w->cut_lsn;
-        rot_target = w->rotations_asked;
-        w->cut_off = NO_CUT;
-        io.fault_write = w->fault_write;
-        io.fault_sync = w->fault_sync;
-        w->fault_write = w->fault_sync = 0;
-        pthread_cond_broadcast(&w->space_cv);
-        pthread_mutex_unlock(&w->mu);
-
-        rc = flush_batch(w, w->inflight.data, w->inflight.len, first, cut_off, cut_lsn, &io);
-
-        pthread_mutex_lock(&w->mu);
-        /* A fault aimed at a write or sync this batch did not make waits
-         * for the next one. */
-        if (io.fault_write && !w->fault_write)
-            w->fault_write = io.fault_write;
-        if (io.fault_sync && !w->fault_sync)
-            w->fault_sync = io.fault_sync;
-        w->stats.syncs += io.syncs;
-        w->stats.sync_ns_total += (uint64_t)io.sync_ns;
-        if (rc < 0) {
-            /* Never retried: after a failed fdatasync the kernel may have
-             * dropped the dirty pages and cleared the error, so a later
-             * successful sync would prove nothing. */
-            log_error("wal: writing lsns %" PRIu64 "..%" PRIu64 " to %s failed: %s; "
-                      "the log refuses all further writes",
-                      first, last, w->dir, cairn_strerror(rc));
-            w->failed = 1;
-            pthread_cond_broadcast(&w->durable_cv);
-            pthread_cond_broadcast(&w->space_cv);
+        if (flush_round(w) < 0)
             break;
-        }
-        if (last >= first) {
-            w->stats.records += last - first + 1;
-            w->stats.bytes += w->inflight.len;
-            w->durable_lsn = last;
-        }
-        if (io.rotated_at > w->seg_start_lsn)
-            w->seg_start_lsn = io.rotated_at;
-        w->rotations_done = rot_target;
-        w->inflight.len = 0;
-        if (w->inflight.cap > SPARE_KEEP)
-            buf_free(&w->inflight);
-        pthread_cond_broadcast(&w->durable_cv);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -514,8 +538,15 @@ int wal_wait(wal *w, uint64_t lsn)
         rc = w->failed ? -EIO : -EINVAL;
         goto out;
     }
-    while (!w->failed && w->durable_lsn < lsn)
-        pthread_cond_wait(&w->durable_cv, &w->mu);
+    while (!w->failed && w->durable_lsn < lsn) {
+        /* With no batch being written, write this one here rather than
+         * wake the flusher and wait to be woken in turn: two thread
+         * switches less per durable answer. */
+        if (!w->flushing && work_pending(w))
+            flush_round(w);
+        else
+            pthread_cond_wait(&w->durable_cv, &w->mu);
+    }
     if (w->failed)
         rc = -EIO;
 out:

@@ -12,10 +12,14 @@
  * namespace write lock, so the log order is the apply order; it only copies
  * into the pending buffer and never waits for the disk, except when the
  * pending buffer exceeds max_pending bytes (backpressure: it waits for the
- * flusher). A single flusher thread owned by the wal writes everything
- * pending and issues one fdatasync for all of it (group commit), then wakes
- * every waiter whose lsn is now durable. wal_wait is called after the
- * caller dropped its locks. wal_rotate / wal_truncate_before are called by
+ * batch writer). One batch is written at a time: everything pending, with
+ * one fdatasync for all of it (group commit), after which every waiter whose
+ * lsn is now durable wakes. A thread in wal_wait writes the batch itself
+ * when none is being written (no hand-off to another thread and back);
+ * otherwise it waits, and the next batch is written by one of the waiters
+ * or by the wal's flusher thread, which also writes records nobody waits
+ * for and carries out rotations. wal_wait is called after the caller
+ * dropped its locks. wal_rotate / wal_truncate_before are called by
  * the snapshot code (any thread, serialised by the caller).
  *
  * Errors: a failed write or fdatasync makes the WAL permanently failed:
@@ -100,7 +104,7 @@ int wal_rotate(wal *w, uint64_t *next_lsn);
 int wal_truncate_before(wal *w, uint64_t lsn);
 
 typedef struct wal_stats {
-    uint64_t records;       /* records written by the flusher since wal_open */
+    uint64_t records;       /* records written since wal_open */
     uint64_t bytes;         /* frame bytes written (headers included) */
     uint64_t syncs;         /* fdatasync calls (batches, rotations) */
     uint64_t sync_ns_total; /* time spent in them */
@@ -111,7 +115,7 @@ void wal_get_stats(wal *w, wal_stats *out);
  * on w may be in progress or follow; a failed WAL closes without writing. */
 void wal_close(wal *w);
 
-/* Tests only: the flusher's next write (WAL_FAULT_WRITE) or next fdatasync
+/* Tests only: the next batch's write (WAL_FAULT_WRITE) or next fdatasync
  * (WAL_FAULT_SYNC) fails with err (a negative errno) instead of being made,
  * as a full disk or a failing device would. The failure is handled like a
  * real one: the WAL becomes permanently failed. */
