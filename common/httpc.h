@@ -52,6 +52,12 @@ typedef struct httpc_config {
      * larger reads with a large one; a small one (0: curl's 16 KiB) is
      * taken from the heap rather than mapped and unmapped per request. */
     unsigned recv_buf;
+    /* Plain-socket transport instead of curl, for small requests to one
+     * server (metad): no per-request option setting or event loop, one
+     * send and, usually, one receive. http:// URLs only; the contract above
+     * holds as for curl (a request on a reused connection that dies before
+     * any answer is sent once more on a fresh one). recv_buf is ignored. */
+    int lean;
 } httpc_config;
 
 httpc *httpc_new(const httpc_config *cfg);

@@ -277,6 +277,16 @@ static const httpd_config srv_cfg = {
     .global_headers = app_headers,
 };
 
+/* Every client of a run uses one transport: curl, then the lean one
+ * (httpc_config.lean); main runs all tests with each. */
+static int lean_mode;
+
+static httpc *client_new(httpc_config cc)
+{
+    cc.lean = lean_mode;
+    return httpc_new(&cc);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -290,7 +300,7 @@ static int group_setup(void **state)
         return -1;
     snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%u", (unsigned)httpd_port(srv));
     httpc_config cc = {.handles = 4};
-    cli = httpc_new(&cc);
+    cli = client_new(cc);
     return cli ? 0 : -1;
 }
 
@@ -853,7 +863,7 @@ static void test_keepalive_reuse(void **state)
     httpc_resp r;
     (void)state;
     httpc_config cc = {.handles = 1};
-    httpc *one = httpc_new(&cc);
+    httpc *one = client_new(cc);
     assert_non_null(one);
 
     assert_int_equal(do_req(one, "GET", "/hello", NULL, 0, 5000, &r), 0);
@@ -923,7 +933,7 @@ static void test_response_cap(void **state)
     httpc_resp r;
     (void)state;
     httpc_config cc = {.handles = 1, .max_resp = 1000};
-    httpc *c = httpc_new(&cc);
+    httpc *c = client_new(cc);
     assert_non_null(c);
     assert_int_equal(do_req(c, "GET", "/big", NULL, 0, 5000, &r), -EFBIG);
     assert_null(r.body);
@@ -1003,7 +1013,7 @@ static void test_concurrent_clients_share_pool(void **state)
 {
     (void)state;
     httpc_config cc = {.handles = 2};
-    httpc *c = httpc_new(&cc);
+    httpc *c = client_new(cc);
     assert_non_null(c);
     pthread_t t[8];
     struct worker w[8];
@@ -1083,7 +1093,7 @@ static void test_client_edge_responses(void **state)
     httpc_resp r;
     struct raw_srv s;
     httpc_config cc = {.handles = 1, .max_resp = 1000};
-    httpc *c = httpc_new(&cc);
+    httpc *c = client_new(cc);
     assert_non_null(c);
 
     /* a chunked answer has no Content-Length to refuse up front */
@@ -1135,6 +1145,87 @@ static void test_client_edge_responses(void **state)
     httpc_free(c);
 }
 
+
+/* Answers both transports read alike: a body delimited by the server
+ * closing, a body cut short, a chunked body with an extension and a
+ * trailer. */
+static void test_client_more_edges(void **state)
+{
+    (void)state;
+    httpc_resp r;
+    struct raw_srv s;
+    httpc_config cc = {.handles = 1};
+    httpc *c = client_new(cc);
+    assert_non_null(c);
+
+    static const char closed[] = "HTTP/1.1 200 OK\r\nCairn-Epoch: 5\r\n\r\nuntil the end";
+    raw_srv_start(&s, closed, strlen(closed));
+    assert_int_equal(raw_get(&s, c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.epoch, 5);
+    assert_int_equal(r.len, strlen("until the end"));
+    assert_string_equal((char *)r.body, "until the end");
+    httpc_resp_free(&r);
+    raw_srv_stop(&s);
+
+    static const char cut[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+    raw_srv_start(&s, cut, strlen(cut));
+    assert_int_equal(raw_get(&s, c, &r), -ECONNRESET);
+    assert_null(r.body);
+    raw_srv_stop(&s);
+
+    static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n";
+    raw_srv_start(&s, chunked, strlen(chunked));
+    assert_int_equal(raw_get(&s, c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal((char *)r.body, "abcde");
+    httpc_resp_free(&r);
+    raw_srv_stop(&s);
+    httpc_free(c);
+}
+
+/* The lean transport's own limits: a head over 64 KiB, a transfer coding
+ * it does not know and two Content-Lengths that disagree are refused, not
+ * misread; a URL or header that would split the request is not sent. */
+static void test_lean_refuses(void **state)
+{
+    (void)state;
+    httpc_resp r;
+    struct raw_srv s;
+    httpc_config cc = {.handles = 1};
+    httpc *c = client_new(cc);
+    assert_non_null(c);
+
+    buf big = {0};
+    buf_printf(&big, "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < 1300; i++)
+        buf_printf(&big, "X-Filler-%04d: %s\r\n", i, "0123456789012345678901234567890123456789");
+    buf_printf(&big, "Content-Length: 0\r\n\r\n");
+    raw_srv_start(&s, (const char *)big.data, big.len);
+    assert_int_equal(raw_get(&s, c, &r), CAIRN_EPROTO);
+    raw_srv_stop(&s);
+    buf_free(&big);
+
+    static const char twice[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc";
+    raw_srv_start(&s, twice, strlen(twice));
+    assert_int_equal(raw_get(&s, c, &r), CAIRN_EPROTO);
+    assert_null(r.body);
+    raw_srv_stop(&s);
+
+    static const char gz[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx";
+    raw_srv_start(&s, gz, strlen(gz));
+    assert_int_equal(raw_get(&s, c, &r), CAIRN_EPROTO);
+    raw_srv_stop(&s);
+
+    assert_int_equal(httpc_do(c, "GET", "http://127.0.0.1:80/a b", NULL, NULL, 0, 1000, &r),
+                     -EINVAL);
+    const char *bad[] = {"X-A: 1\r\nX-B: 2", NULL};
+    assert_int_equal(httpc_do(c, "GET", "http://127.0.0.1:80/", bad, NULL, 0, 1000, &r), -EINVAL);
+    httpc_free(c);
+}
+
 /* A server that answers one request on a kept-alive connection, reads a
  * second request on it whole and then goes away (listener first) without
  * answering: curl retries such a request on a fresh connection by itself,
@@ -1182,7 +1273,7 @@ static void test_request_sent_then_server_gone(void **state)
 {
     (void)state;
     httpc_config cc = {.handles = 1};
-    httpc *c = httpc_new(&cc);
+    httpc *c = client_new(cc);
     assert_non_null(c);
     struct vanish_srv s = {0};
     s.lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1231,7 +1322,15 @@ int main(void)
         cmocka_unit_test(test_client_hangs_up_mid_body),
         cmocka_unit_test(test_concurrent_clients_share_pool),
         cmocka_unit_test(test_client_edge_responses),
+        cmocka_unit_test(test_client_more_edges),
         cmocka_unit_test(test_request_sent_then_server_gone),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int failed = cmocka_run_group_tests_name("curl", tests, group_setup, group_teardown);
+    lean_mode = 1;
+    failed += cmocka_run_group_tests_name("lean", tests, group_setup, group_teardown);
+    const struct CMUnitTest lean_only[] = {
+        cmocka_unit_test(test_lean_refuses),
+    };
+    failed += cmocka_run_group_tests_name("lean only", lean_only, NULL, NULL);
+    return failed;
 }
