@@ -640,14 +640,15 @@ static int lean_stale(int fd)
     return poll(&p, 1, 0) != 0;
 }
 
-/* A connection for u: *reused tells whether it is an open one. */
-static lconn *lean_acquire(httpc *c, const lurl *u, int *reused)
+/* A connection for u: *reused tells whether it is an open one. fresh: a
+ * new one, never an idle one. */
+static lconn *lean_acquire(httpc *c, const lurl *u, int fresh, int *reused)
 {
     for (;;) {
         lconn *k = NULL, *evict = NULL;
         pthread_mutex_lock(&c->lock);
         for (;;) {
-            for (unsigned i = c->lnidle; i-- > 0;) {
+            for (unsigned i = fresh ? 0 : c->lnidle; i-- > 0;) {
                 if (strcmp(c->lidle[i]->key, u->key) == 0) {
                     k = c->lidle[i];
                     memmove(&c->lidle[i], &c->lidle[i + 1], (c->lnidle - i - 1) * sizeof(*c->lidle));
@@ -658,7 +659,8 @@ static lconn *lean_acquire(httpc *c, const lurl *u, int *reused)
             if (k || c->created < c->max_handles)
                 break;
             if (c->lnidle) {
-                /* the oldest idle connection, to another server */
+                /* the oldest idle connection (to another server, or any
+                 * when a fresh one is wanted) */
                 evict = c->lidle[0];
                 memmove(&c->lidle[0], &c->lidle[1], (c->lnidle - 1) * sizeof(*c->lidle));
                 c->lnidle--;
@@ -1045,7 +1047,7 @@ static int lean_do(httpc *c, const char *method, const char *url, const char *co
     lstream s = {0};
     for (int attempt = 0;; attempt++) {
         int reused = 0, keep = 0;
-        lconn *k = lean_acquire(c, &u, &reused);
+        lconn *k = lean_acquire(c, &u, attempt > 0, &reused);
         if (k->fd < 0) {
             rc = lean_connect(c, &u, deadline, &k->fd);
             if (rc) {
