@@ -673,15 +673,18 @@ static void *read_job(void *arg)
     return NULL;
 }
 
-/* Run fn for each of the files on its own thread, started together. */
-static void run_slot_jobs(client *c, const uint64_t *inos, void *(*fn)(void *), slot_job *jobs)
+/* Run fn for each of the files on its own thread, started together; got
+ * (NULL for jobs that read nothing): chunk i is read into got + i * cs. */
+static void run_slot_jobs(client *c, const uint64_t *inos, void *(*fn)(void *), uint8_t *got)
 {
     pthread_t th[SLOT_FILES];
     pthread_barrier_t start;
+    slot_job jobs[SLOT_FILES];
+    size_t cs = c->info.chunk_size;
     pthread_barrier_init(&start, NULL, SLOT_FILES);
     for (unsigned i = 0; i < SLOT_FILES; i++) {
-        jobs[i] = (slot_job){.c = c, .ino = inos[i], .i = i, .cs = c->info.chunk_size,
-                             .start = &start, .got = jobs[i].got};
+        jobs[i] = (slot_job){.c = c, .ino = inos[i], .i = i, .cs = cs, .start = &start,
+                             .got = got ? got + i * cs : NULL};
         assert_int_equal(pthread_create(&th[i], NULL, fn, &jobs[i]), 0);
     }
     for (unsigned i = 0; i < SLOT_FILES; i++) {
@@ -701,8 +704,7 @@ static void test_merge_slots(void **state)
     uint8_t *data = store_chunk_files("merge", inos);
     client *c = client_new_opts(5000, 0, 0, 1);
     size_t cs = c->info.chunk_size;
-    slot_job jobs[SLOT_FILES] = {0};
-    run_slot_jobs(c, inos, patch_job, jobs);
+    run_slot_jobs(c, inos, patch_job, NULL);
     cfs_stats st;
     cfs_get_stats(c->fs, &st);
     assert_int_equal(st.merge_peak, 1);
@@ -728,18 +730,14 @@ static void test_fetch_slots(void **state)
     uint8_t *data = store_chunk_files("fetch", inos);
     client *c = client_new_opts(5000, 0, 1, 0);
     size_t cs = c->info.chunk_size;
-    slot_job jobs[SLOT_FILES] = {0};
-    for (unsigned i = 0; i < SLOT_FILES; i++)
-        jobs[i].got = xmalloc(cs);
-    run_slot_jobs(c, inos, read_job, jobs);
+    uint8_t *got = xmalloc(SLOT_FILES * cs);
+    run_slot_jobs(c, inos, read_job, got);
     cio_stats st;
     cio_get_stats(c->io, &st);
     assert_int_equal(st.fetch_peak, 1);
     assert_true(st.gets >= SLOT_FILES);
-    for (unsigned i = 0; i < SLOT_FILES; i++) {
-        assert_memory_equal(jobs[i].got, data + i * cs, cs);
-        free(jobs[i].got);
-    }
+    assert_memory_equal(got, data, SLOT_FILES * cs);
+    free(got);
     client_free(c);
     free(data);
 }
