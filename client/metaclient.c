@@ -39,7 +39,8 @@ mc *mc_new(const mc_config *cfg)
         .connect_timeout_ms = 2000,
         .max_resp = MC_MAX_RESP,
         /* small requests to one server, answered in tens of microseconds:
-         * curl's per-request setup and event loop would cost as much */
+         * curl's transfer loop costs 40-50 us a request more than a plain
+         * socket exchange on loopback, on every metadata operation */
         .lean = 1,
     };
     m->http = httpc_new(&hc);

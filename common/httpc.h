@@ -53,8 +53,8 @@ typedef struct httpc_config {
      * taken from the heap rather than mapped and unmapped per request. */
     unsigned recv_buf;
     /* Plain-socket transport instead of curl, for small requests to one
-     * server (metad): no per-request option setting or event loop, one
-     * send and, usually, one receive. http:// URLs only; the contract above
+     * server (metad): one send and, usually, one receive, where
+     * curl_easy_perform's transfer loop polls several times a request. http:// URLs only; the contract above
      * holds as for curl (a request on a reused connection that dies before
      * any answer is sent once more on a fresh one). recv_buf is ignored. */
     int lean;
