@@ -5,8 +5,7 @@
  * Locks (never held across an HTTP call):
  *   map_lock   guards servers/nservers/epoch/last_refresh (the cluster map)
  *   q_lock     guards the upload queue, the prefetch queue, stop flag
- *   fl_lock    guards the in-flight fetch table (single-flight reads) and
- *              the count of fetches holding a fetch slot
+ *   fl_lock    guards the in-flight fetch table (single-flight reads)
  *   job->lock  guards one upload's candidate cursor and counters
  * Lock order: none nests inside another except job->lock -> map_lock
  * (a refresh after exhausting candidates).
@@ -29,6 +28,7 @@
 #include "common/err.h"
 #include "common/hrw.h"
 #include "common/httpc.h"
+#include "common/slots.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -130,9 +130,8 @@ struct cio {
     unsigned nworkers, nfetchers;
 
     pthread_mutex_t fl_lock;
-    pthread_cond_t slot_cv;     /* a fetch slot was given back */
     flight *flights;
-    unsigned fetching;          /* fetches holding a slot */
+    slotset fetch;              /* cfg.fetch_slots: cio_get's fetches */
 
     pthread_mutex_t st_lock;
     cio_stats st;
@@ -842,21 +841,11 @@ static int get_chunk(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int bud
     pthread_cond_init(&f->cv, NULL);
     f->waiters = 1;
     HASH_ADD(hh, c->flights, id, CHUNK_ID_LEN, f);
+    pthread_mutex_unlock(&c->fl_lock);
     /* Registered first, so that others asking for this chunk meanwhile
      * wait for this fetch rather than for slots of their own. */
-    int waited = 0;
-    while (!budgeted && c->fetching >= c->cfg.fetch_slots) {
-        waited = 1;
-        pthread_cond_wait(&c->slot_cv, &c->fl_lock);
-    }
-    unsigned now = budgeted ? 0 : ++c->fetching;
-    pthread_mutex_unlock(&c->fl_lock);
-    if (!budgeted) {
-        pthread_mutex_lock(&c->st_lock);
-        c->st.fetch_waits += (uint64_t)waited;
-        c->st.fetch_peak = MAX(c->st.fetch_peak, now);
-        pthread_mutex_unlock(&c->st_lock);
-    }
+    if (!budgeted)
+        slots_take(&c->fetch);
 
     cbuf *b = NULL;
     int local = 0;
@@ -866,12 +855,10 @@ static int get_chunk(cio *c, const uint8_t id[CHUNK_ID_LEN], cbuf **out, int bud
      * reader gets its ranges from the file itself (local_range). */
     if (rc == 0 && c->cfg.cache)
         ccache_put(c->cfg.cache, id, b, !local);
+    if (!budgeted)
+        slots_give(&c->fetch);
 
     pthread_mutex_lock(&c->fl_lock);
-    if (!budgeted) {
-        c->fetching--;
-        pthread_cond_signal(&c->slot_cv);
-    }
     HASH_DEL(c->flights, f);
     f->done = 1;
     f->err = rc;
@@ -1014,7 +1001,7 @@ cio *cio_new(const cio_config *cfg, int *err)
     if (!c->cfg.fetchers)
         c->cfg.fetchers = 4;
     if (!c->cfg.fetch_slots)
-        c->cfg.fetch_slots = (unsigned)MAX(2u, (16ull << 20) / MAX(c->cfg.chunk_size, 1u));
+        c->cfg.fetch_slots = slots_fitting(CIO_HELD_BYTES, c->cfg.chunk_size, 2);
     if (!c->cfg.retry_ms)
         c->cfg.retry_ms = 60000;
     if (!c->cfg.map_refresh_ms)
@@ -1040,7 +1027,7 @@ cio *cio_new(const cio_config *cfg, int *err)
     pthread_cond_init(&c->q_cv, NULL);
     pthread_cond_init(&c->pf_cv, NULL);
     pthread_mutex_init(&c->fl_lock, NULL);
-    pthread_cond_init(&c->slot_cv, NULL);
+    slots_init(&c->fetch, c->cfg.fetch_slots);
     pthread_mutex_init(&c->st_lock, NULL);
     int rc = cio_refresh(c);
     if (rc < 0)
@@ -1099,7 +1086,7 @@ void cio_free(cio *c)
     pthread_cond_destroy(&c->q_cv);
     pthread_cond_destroy(&c->pf_cv);
     pthread_mutex_destroy(&c->fl_lock);
-    pthread_cond_destroy(&c->slot_cv);
+    slots_destroy(&c->fetch);
     pthread_mutex_destroy(&c->st_lock);
     free(c);
 }
@@ -1109,4 +1096,7 @@ void cio_get_stats(cio *c, cio_stats *out)
     pthread_mutex_lock(&c->st_lock);
     *out = c->st;
     pthread_mutex_unlock(&c->st_lock);
+    unsigned peak;
+    slots_counts(&c->fetch, &out->fetch_waits, &peak);
+    out->fetch_peak = peak;
 }

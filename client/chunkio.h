@@ -42,6 +42,11 @@
 
 typedef struct cio cio;
 
+/* Chunk bytes held outside the memory budget by each kind of bounded work
+ * (cio_get's fetches here, merges in the file layer): the default of their
+ * slots is as many chunks as fit in this. */
+#define CIO_HELD_BYTES (16ull << 20)
+
 typedef struct cio_config {
     mc *meta;
     ccache *cache;              /* may be NULL */
@@ -54,7 +59,7 @@ typedef struct cio_config {
      * (readers, merges with a chunk's old bytes); more wait their turn.
      * Their buffers are outside the budget (prefetches have theirs from
      * pool), so this bounds what they add to it. 0 = as many as fit in
-     * 16 MiB of chunks, at least 2. */
+     * CIO_HELD_BYTES of chunks, at least 2. */
     unsigned fetch_slots;
     unsigned retry_ms;          /* 0 = 60000 */
     unsigned map_refresh_ms;    /* 0 = 5000 */

@@ -45,13 +45,12 @@ cfs *cfs_new(const cfs_config *cfg)
     if (!f->cfg.commit_retries)
         f->cfg.commit_retries = 20;
     if (!f->cfg.merge_slots)
-        f->cfg.merge_slots = (unsigned)MAX(2u, (16ull << 20) / MAX(f->cfg.fs.chunk_size, 1u));
+        f->cfg.merge_slots = slots_fitting(CIO_HELD_BYTES, f->cfg.fs.chunk_size, 2);
     /* Freed pages beyond this much go back to the kernel. */
     f->pages = pagestore_new(8u << 20);
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->st_lock, NULL);
-    pthread_mutex_init(&f->merge_mu, NULL);
-    pthread_cond_init(&f->merge_cv, NULL);
+    slots_init(&f->merges, f->cfg.merge_slots);
     return f;
 }
 
@@ -104,8 +103,7 @@ void cfs_free(cfs *f)
     pagestore_free(f->pages);
     pthread_mutex_destroy(&f->lock);
     pthread_mutex_destroy(&f->st_lock);
-    pthread_mutex_destroy(&f->merge_mu);
-    pthread_cond_destroy(&f->merge_cv);
+    slots_destroy(&f->merges);
     free(f);
 }
 
@@ -684,30 +682,6 @@ dchunk *cf_dchunk_new(cfile *c, uint64_t index)
     return d;
 }
 
-void cf_merge_slot_take(cfs *f)
-{
-    pthread_mutex_lock(&f->merge_mu);
-    int waited = 0;
-    while (f->merging >= f->cfg.merge_slots) {
-        waited = 1;
-        pthread_cond_wait(&f->merge_cv, &f->merge_mu);
-    }
-    unsigned now = ++f->merging;
-    pthread_mutex_unlock(&f->merge_mu);
-    pthread_mutex_lock(&f->st_lock);
-    f->st.merge_waits += (uint64_t)waited;
-    f->st.merge_peak = MAX(f->st.merge_peak, now);
-    pthread_mutex_unlock(&f->st_lock);
-}
-
-void cf_merge_slot_give(cfs *f)
-{
-    pthread_mutex_lock(&f->merge_mu);
-    f->merging--;
-    pthread_cond_signal(&f->merge_cv);
-    pthread_mutex_unlock(&f->merge_mu);
-}
-
 /* Fetch the content a slot had in the base: a new cbuf (len bytes) or
  * NULL for a hole. Called without c->lock. */
 int cf_fetch_content(cfile *c, int kind, const uint8_t *id, const uint8_t *inl, uint32_t len,
@@ -1229,6 +1203,9 @@ void cfs_get_stats(cfs *f, cfs_stats *out)
     pthread_mutex_lock(&f->st_lock);
     *out = f->st;
     pthread_mutex_unlock(&f->st_lock);
+    unsigned peak;
+    slots_counts(&f->merges, &out->merge_waits, &peak);
+    out->merge_peak = peak;
     pthread_mutex_lock(&f->lock);
     out->files = HASH_COUNT(f->table);
     pthread_mutex_unlock(&f->lock);

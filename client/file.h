@@ -64,8 +64,8 @@ typedef struct cfs_config {
     unsigned commit_retries;    /* CAS attempts; 0 = 20 */
     /* Chunks merged with their old bytes at once (read-modify-write); more
      * wait their turn. Each holds a chunk's old bytes outside the budget
-     * for the time of its merge. 0 = as many as fit in 16 MiB of chunks,
-     * at least 2. */
+     * for the time of its merge. 0 = as many as fit in CIO_HELD_BYTES of
+     * chunks, at least 2. */
     unsigned merge_slots;
 } cfs_config;
 

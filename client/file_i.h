@@ -15,6 +15,7 @@
 
 #include "cache/pagestore.h"
 #include "client/file.h"
+#include "common/slots.h"
 #include "common/util.h"
 
 enum dstate { D_DIRTY, D_UPLOADING, D_PENDING };
@@ -107,9 +108,7 @@ struct cfs {
     cfile *lru_head, *lru_tail;  /* unreferenced cfiles, oldest at head */
     size_t lru_len;
     pagestore *pages;        /* memory of chunks kept as pages */
-    pthread_mutex_t merge_mu; /* leaf lock: merging */
-    pthread_cond_t merge_cv;  /* a merge slot was given back */
-    unsigned merging;         /* merges holding a slot (cfg.merge_slots) */
+    slotset merges;          /* cfg.merge_slots (cf_merge_slot_take) */
     pthread_mutex_t st_lock;
     cfs_stats st;
     uint64_t ns_epoch;       /* __atomic; bumped by cfs_ns_changed */
@@ -143,9 +142,9 @@ void cf_dchunk_free(cfile *c, dchunk *d);
 void cf_end_commit(cfile *c);
 int cf_ensure_cap(cfile *c, dchunk **dp, uint64_t index, uint32_t want);
 /* Hold one of cfg.merge_slots while a chunk's old bytes are held for a
- * merge (without c->lock: it may wait); give it back with c->lock or not. */
-void cf_merge_slot_take(cfs *f);
-void cf_merge_slot_give(cfs *f);
+ * merge (take without c->lock: it may wait; give with c->lock or not). */
+static inline void cf_merge_slot_take(cfs *f) { slots_take(&f->merges); }
+static inline void cf_merge_slot_give(cfs *f) { slots_give(&f->merges); }
 int cf_fetch_content(cfile *c, int kind, const uint8_t *id, const uint8_t *inl, uint32_t len, cbuf **out);
 void cf_fill_gaps(const dchunk *d, uint8_t *dst, uint32_t len, const uint8_t *src, uint32_t srclen);
 int cf_merge_base(cfile *c, uint64_t index);
