@@ -16,7 +16,8 @@
  *     when no batch is being written, the waiting thread writes and
  *     fdatasyncs everything pending itself (wal.c).
  *   - WAL flusher (wal.c): writes pending records nobody is writing (as one
- *     group, one fdatasync) and carries out rotations; wakes waiters.
+ *     group, one fdatasync) and carries out rotations; wakes waiters. A
+ *     mutation's record does not wake it (its waiter writes it).
  *   - snapshot thread (persist.c): on a trigger, serializes the state under
  *     the namespace read lock, then writes the file without locks.
  *   - cluster checker (cluster.c): wakes a few times per heartbeat timeout

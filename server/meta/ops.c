@@ -181,7 +181,7 @@ int ops_mutate(metad *m, fs_op *op, fs_result *res, uint64_t *lsn)
     rc = fs_apply(m->fs, p, len, res);
     *lsn = 0;
     if (rc == 0 && res->changed) {
-        *lsn = persist_log(m, p, len);
+        *lsn = persist_log_waited(m, p, len);
     } else if (rc == 0) {
         uint64_t last = wal_last_lsn(m->wal);
         *lsn = last > wal_durable_lsn(m->wal) ? last : 0;

@@ -30,10 +30,10 @@ struct persist {
 
 /* ---- live path ---- */
 
-uint64_t persist_log(metad *m, const uint8_t *rec, size_t len)
+static uint64_t log_rec(metad *m, const uint8_t *rec, size_t len, int waited)
 {
     persist *p = m->ps;
-    uint64_t lsn = wal_append(m->wal, rec, len), n;
+    uint64_t lsn = waited ? wal_append_waited(m->wal, rec, len) : wal_append(m->wal, rec, len), n;
 
     if (lsn == 0) {
         log_error("WAL append failed (the log is failed or the record of %zu bytes is too "
@@ -48,6 +48,16 @@ uint64_t persist_log(metad *m, const uint8_t *rec, size_t len)
         pthread_mutex_unlock(&p->mu);
     }
     return lsn;
+}
+
+uint64_t persist_log(metad *m, const uint8_t *rec, size_t len)
+{
+    return log_rec(m, rec, len, 0);
+}
+
+uint64_t persist_log_waited(metad *m, const uint8_t *rec, size_t len)
+{
+    return log_rec(m, rec, len, 1);
 }
 
 void persist_wait(metad *m, uint64_t lsn)
@@ -130,7 +140,7 @@ static int create_root(metad *m)
     p = recw_finish(&w, &len);
     rc = fs_apply(m->fs, p, len, NULL);
     if (rc == 0) {
-        lsn = persist_log(m, p, len);
+        lsn = persist_log_waited(m, p, len);
         persist_wait(m, lsn);
     }
     recw_free(&w);

@@ -43,8 +43,12 @@ int persist_start(metad *m);
  * first if anything was logged since the last one. Then close the WAL. */
 void persist_stop(metad *m, int final_snapshot);
 
-/* Append an op record; returns its lsn. Never returns on WAL failure. */
+/* Append an op record; returns its lsn. Never returns on WAL failure.
+ * persist_log has the WAL write it soon; persist_log_waited is for a
+ * record the caller passes to persist_wait, which writes it (no thread
+ * switch). */
 uint64_t persist_log(metad *m, const uint8_t *rec, size_t len);
+uint64_t persist_log_waited(metad *m, const uint8_t *rec, size_t len);
 /* Wait until lsn is durable (no-op for 0). Never returns on failure. */
 void persist_wait(metad *m, uint64_t lsn);
 

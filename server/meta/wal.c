@@ -50,6 +50,8 @@
 /* The segment being written is extended with zeros this much at a time:
  * a sync then only has to flush data, not the file's growing size. */
 #define PREALLOC_STEP (1u << 20)
+/* The flusher looks for pending records this often when nothing woke it. */
+#define DEFAULT_IDLE_CHECK_MS 1000u
 
 struct wal {
     /* Set by wal_open, read-only afterwards. */
@@ -58,6 +60,7 @@ struct wal {
     uint64_t segment_max;
     uint64_t max_pending;
     int no_sync;
+    uint32_t idle_check_ms;
     pthread_t flusher;
 
     /* The thread writing a batch only (flushing set; wal_open/wal_close
@@ -403,6 +406,11 @@ static int flush_batch(wal *w, const uint8_t *p, size_t len, uint64_t first_lsn,
     return 0;
 }
 
+static int work_pending(const wal *w)
+{
+    return w->pending.len > 0 || w->cut_off != NO_CUT;
+}
+
 /* Write everything pending as one batch and publish it durable. Called
  * with mu held and flushing clear, by the flusher thread or by a thread in
  * wal_wait; drops mu around the write. Returns -1 once the log failed. */
@@ -437,9 +445,11 @@ static int flush_round(wal *w)
     pthread_mutex_lock(&w->mu);
     w->flushing = 0;
     /* Whoever waits for the next batch (a waiter, or the flusher for
-     * records nobody waits for) may now write it. */
+     * records nobody waits for) may now write it. The flusher is woken
+     * only if there is a next batch. */
     pthread_cond_broadcast(&w->durable_cv);
-    pthread_cond_signal(&w->work_cv);
+    if (work_pending(w))
+        pthread_cond_signal(&w->work_cv);
     /* A fault aimed at a write or sync this batch did not make waits
      * for the next one. */
     if (io.fault_write && !w->fault_write)
@@ -473,19 +483,23 @@ static int flush_round(wal *w)
     return 0;
 }
 
-static int work_pending(const wal *w)
-{
-    return w->pending.len > 0 || w->cut_off != NO_CUT;
-}
-
 static void *flusher_main(void *arg)
 {
     wal *w = arg;
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->failed && (w->flushing || (!w->stopping && !work_pending(w))))
-            pthread_cond_wait(&w->work_cv, &w->mu);
+        /* Records appended with wal_append_waited do not wake this thread
+         * (their waiter writes them); the timeout bounds how long one whose
+         * waiter never came stays in memory. */
+        while (!w->failed && (w->flushing || (!w->stopping && !work_pending(w)))) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)w->idle_check_ms * 1000000u;
+            ts.tv_sec += (time_t)(ns / 1000000000u);
+            ts.tv_nsec = (long)(ns % 1000000000u);
+            pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
+        }
         if (w->failed || !work_pending(w))
             break;
         if (flush_round(w) < 0)
@@ -497,7 +511,7 @@ static void *flusher_main(void *arg)
 
 /* ---- the public write path ------------------------------------------ */
 
-uint64_t wal_append(wal *w, const void *rec, size_t len)
+static uint64_t append(wal *w, const void *rec, size_t len, int wake)
 {
     size_t flen = FRAME_HDR + len;
     uint64_t lsn;
@@ -507,9 +521,12 @@ uint64_t wal_append(wal *w, const void *rec, size_t len)
         return 0;
     pthread_mutex_lock(&w->mu);
     /* Backpressure; a record larger than max_pending still goes through
-     * alone once pending is empty. */
-    while (!w->failed && w->pending.len > 0 && w->pending.len + flen > w->max_pending)
+     * alone once pending is empty. The flusher is woken: the records
+     * pending may all be ones nobody waits for yet. */
+    while (!w->failed && w->pending.len > 0 && w->pending.len + flen > w->max_pending) {
+        pthread_cond_signal(&w->work_cv);
         pthread_cond_wait(&w->space_cv, &w->mu);
+    }
     if (w->failed) {
         pthread_mutex_unlock(&w->mu);
         return 0;
@@ -524,9 +541,20 @@ uint64_t wal_append(wal *w, const void *rec, size_t len)
     /* lsn and payload are adjacent in the frame: one CRC call covers both. */
     put_le32(f + 4, crc32c(f + 8, 8 + len));
     w->pending.len += flen;
-    pthread_cond_signal(&w->work_cv);
+    if (wake)
+        pthread_cond_signal(&w->work_cv);
     pthread_mutex_unlock(&w->mu);
     return lsn;
+}
+
+uint64_t wal_append(wal *w, const void *rec, size_t len)
+{
+    return append(w, rec, len, 1);
+}
+
+uint64_t wal_append_waited(wal *w, const void *rec, size_t len)
+{
+    return append(w, rec, len, 0);
 }
 
 int wal_wait(wal *w, uint64_t lsn)
@@ -1124,10 +1152,15 @@ int wal_open(const wal_config *cfg, uint64_t from_lsn, wal_replay_fn replay, voi
     w->segment_max = cfg->segment_max ? cfg->segment_max : DEFAULT_SEGMENT_MAX;
     w->max_pending = cfg->max_pending ? cfg->max_pending : DEFAULT_MAX_PENDING;
     w->no_sync = cfg->no_sync;
+    w->idle_check_ms = cfg->idle_check_ms ? cfg->idle_check_ms : DEFAULT_IDLE_CHECK_MS;
     w->cut_off = NO_CUT;
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->seg_mu, NULL);
-    pthread_cond_init(&w->work_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&w->durable_cv, NULL);
     pthread_cond_init(&w->space_cv, NULL);
 

@@ -77,6 +77,7 @@ typedef struct wal_config {
     uint64_t max_pending;           /* backpressure bound; 0 = 64 MiB */
     int no_sync;                    /* tests only: skip fdatasync */
     int truncate_corrupt;           /* cut at a corrupt frame instead of failing */
+    uint32_t idle_check_ms;         /* flusher looks for unwaited records; 0 = 1000 */
 } wal_config;
 
 /* rec points into a read buffer and is valid only during the call. */
@@ -87,8 +88,12 @@ typedef int (*wal_replay_fn)(uint64_t lsn, const uint8_t *rec, size_t len, void 
 int wal_open(const wal_config *cfg, uint64_t from_lsn, wal_replay_fn replay, void *ctx, wal **out);
 
 /* Queue a record; returns its lsn (> 0), or 0 if the WAL has failed or the
- * record is larger than WAL_MAX_RECORD. */
+ * record is larger than WAL_MAX_RECORD. wal_append wakes the flusher to
+ * write it; wal_append_waited is for a record the caller will wal_wait for
+ * (the waiter writes it, no thread is woken; were the wait never to come,
+ * the flusher still writes it within idle_check_ms). */
 uint64_t wal_append(wal *w, const void *rec, size_t len);
+uint64_t wal_append_waited(wal *w, const void *rec, size_t len);
 /* Block until lsn is durable: 0, or -EIO if the WAL failed. -EINVAL for
  * lsn 0 or an lsn that was never handed out (it could never become durable). */
 int wal_wait(wal *w, uint64_t lsn);

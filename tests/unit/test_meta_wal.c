@@ -772,7 +772,10 @@ static void *gc_worker(void *p)
         put_le32(rec, a->id);
         put_le32(rec + 4, (uint32_t)i);
         pthread_mutex_lock(a->ns_lock);
-        lsn = wal_append(a->w, rec, sizeof(rec));
+        /* Half the threads append as metad's requests do (the waiter
+         * writes), half have the flusher woken for each record. */
+        lsn = a->id % 2 ? wal_append(a->w, rec, sizeof(rec))
+                        : wal_append_waited(a->w, rec, sizeof(rec));
         pthread_mutex_unlock(a->ns_lock);
         if (lsn == 0 || wal_wait(a->w, lsn) != 0)
             a->errors++;
@@ -912,6 +915,91 @@ static void test_backpressure(void **state)
     w = open_ok(&c, 1999, &r);
     assert_int_equal(r.n, 2);
     assert_true(r.bad);                 /* lsn 2001 is the 0xab record */
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Records appended with wal_append_waited whose wait never comes. */
+typedef struct unwaited_arg {
+    wal *w;
+    uint64_t n;
+    int bad;
+    int done;                   /* atomic */
+} unwaited_arg;
+
+static void *unwaited_appender(void *p)
+{
+    unwaited_arg *a = p;
+    uint8_t b[512];
+
+    for (uint64_t i = 1; i <= a->n; i++) {
+        size_t len = rec_len(i);
+        rec_fill(i, 0, b, len);
+        if (wal_append_waited(a->w, b, len) != i)
+            a->bad = 1;
+    }
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Poll until lsn is durable or 10 s passed; returns the durable lsn. */
+static uint64_t durable_within(wal *w, uint64_t lsn)
+{
+    int64_t deadline = now_mono_ns() + 10 * 1000000000LL;
+    while (wal_durable_lsn(w) < lsn && now_mono_ns() < deadline)
+        usleep(5000);
+    return wal_durable_lsn(w);
+}
+
+static void test_waited_never_waited(void **state)
+{
+    (void)state;
+    char *dir = mkdir_tmp();
+    wal_config c = cfg_for(dir);
+    replay_log r = {0};
+    unwaited_arg a = {.n = 2000};
+    pthread_t th;
+    int64_t deadline;
+    uint8_t b[512];
+    wal *w;
+
+    /* A tiny pending bound: the appender must get the flusher to write
+     * (its idle check is far off), or it would wait for space forever. */
+    c.max_pending = 2048;
+    c.idle_check_ms = 600000;
+    a.w = w = open_ok(&c, 0, &r);
+    assert_int_equal(pthread_create(&th, NULL, unwaited_appender, &a), 0);
+    deadline = now_mono_ns() + 20 * 1000000000LL;
+    while (!__atomic_load_n(&a.done, __ATOMIC_ACQUIRE) && now_mono_ns() < deadline)
+        usleep(5000);
+    assert_true(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE));
+    pthread_join(th, NULL);
+    assert_false(a.bad);
+    assert_int_equal(wal_wait(w, 2000), 0);
+    wal_close(w);
+
+    /* Records nobody waits for are written by the flusher's idle check. */
+    c.idle_check_ms = 50;
+    memset(&r, 0, sizeof(r));
+    w = open_ok(&c, 0, &r);
+    assert_int_equal(r.n, 2000);
+    /* The first may be written as the flusher starts; once it is durable
+     * the flusher sleeps (it holds mu from publishing it until its wait),
+     * so the later ones are the idle check's. */
+    for (uint64_t i = 2001; i <= 2003; i++) {
+        size_t len = rec_len(i);
+        rec_fill(i, 0, b, len);
+        assert_int_equal(wal_append_waited(w, b, len), i);
+        assert_int_equal(durable_within(w, i), i);
+    }
+    wal_close(w);
+
+    memset(&r, 0, sizeof(r));
+    w = open_ok(&c, 0, &r);
+    assert_int_equal(r.n, 2003);
+    assert_int_equal(r.last, 2003);
+    assert_false(r.bad);
     wal_close(w);
     rm_rf(dir);
     free(dir);
@@ -1110,6 +1198,7 @@ int main(void)
         cmocka_unit_test(test_leftover_tmp_removed),
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_waited_never_waited),
         cmocka_unit_test(test_fsync_failure_is_permanent),
         cmocka_unit_test(test_preallocated_tail),
         cmocka_unit_test_teardown(test_disk_full, umount_teardown),
