@@ -203,6 +203,17 @@ static off_t file_size(const char *path)
     return st.st_size;
 }
 
+/* Reopen: lsns 1..n replay, all of them good. */
+static void expect_clean_replay(const wal_config *c, uint64_t n)
+{
+    replay_log r = {0};
+    wal *w = open_ok(c, 0, &r);
+    assert_int_equal(r.n, n);
+    assert_int_equal(r.last, n);
+    assert_false(r.bad);
+    wal_close(w);
+}
+
 /* A dir with one segment holding lsns 1..n, closed; returns the dir. */
 static char *make_log(uint64_t n, uint64_t *first_seg)
 {
@@ -253,12 +264,7 @@ static void test_roundtrip(void **state)
     assert_int_equal(wal_wait(w, 1001), 0);
     wal_close(w);
 
-    memset(&r, 0, sizeof(r));
-    w = open_ok(&c, 0, &r);
-    assert_int_equal(r.n, 1001);
-    assert_int_equal(r.last, 1001);
-    assert_false(r.bad);
-    wal_close(w);
+    expect_clean_replay(&c, 1001);
     rm_rf(dir);
     free(dir);
 }
@@ -995,12 +1001,7 @@ static void test_waited_never_waited(void **state)
     }
     wal_close(w);
 
-    memset(&r, 0, sizeof(r));
-    w = open_ok(&c, 0, &r);
-    assert_int_equal(r.n, 2003);
-    assert_int_equal(r.last, 2003);
-    assert_false(r.bad);
-    wal_close(w);
+    expect_clean_replay(&c, 2003);
     rm_rf(dir);
     free(dir);
 }
