@@ -29,13 +29,9 @@ struct bufpool {
 bufpool *bufpool_new(uint64_t max)
 {
     bufpool *p = xcalloc(1, sizeof *p);
-    pthread_condattr_t ca;
     p->max = max;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_mono(&p->cv);
     return p;
 }
 
@@ -106,13 +102,7 @@ int bufpool_acquire_timeout(bufpool *p, uint64_t n, int timeout_ms)
         bufpool_acquire(p, n);
         return 1;
     }
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    deadline = mono_deadline((int64_t)timeout_ms * 1000000);
 
     pthread_mutex_lock(&p->mu);
     ok = fits_locked(p, n);

@@ -841,7 +841,6 @@ static int scan_dir(ccache *c)
 int ccache_open(const ccache_config *cfg, ccache **out)
 {
     ccache *c = xcalloc(1, sizeof *c);
-    pthread_condattr_t ca;
     int rc;
 
     c->dirfd = c->lockfd = -1;
@@ -850,10 +849,7 @@ int ccache_open(const ccache_config *cfg, ccache **out)
     c->queue_max = cfg->queue_max ? cfg->queue_max : DEFAULT_QUEUE_MAX;
     c->fd_max = cfg->fd_max ? cfg->fd_max : DEFAULT_FD_MAX;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->work_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_mono(&c->work_cv);
     pthread_cond_init(&c->idle_cv, NULL);
     pthread_cond_init(&c->verify_cv, NULL);
     l_init(&c->mem_lru);

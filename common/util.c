@@ -173,6 +173,22 @@ int64_t now_mono_ms(void)
     return clock_ns(CLOCK_MONOTONIC) / 1000000;
 }
 
+void cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+struct timespec mono_deadline(int64_t ns_from_now)
+{
+    int64_t t = clock_ns(CLOCK_MONOTONIC) + (ns_from_now > 0 ? ns_from_now : 0);
+    return (struct timespec){.tv_sec = (time_t)(t / 1000000000LL),
+                             .tv_nsec = (long)(t % 1000000000LL)};
+}
+
 void put_le16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;

@@ -15,9 +15,11 @@
 #ifndef CAIRN_UTIL_H
 #define CAIRN_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
@@ -45,6 +47,10 @@ int64_t now_realtime_ns(void);
 int64_t now_mono_ns(void);
 /* Monotonic milliseconds, for timeouts. */
 int64_t now_mono_ms(void);
+/* A condition variable whose timed waits take CLOCK_MONOTONIC deadlines,
+ * and such a deadline ns from now. */
+void cond_init_mono(pthread_cond_t *cv);
+struct timespec mono_deadline(int64_t ns_from_now);
 
 /* Little-endian integer store/load. */
 void put_le16(uint8_t *p, uint16_t v);

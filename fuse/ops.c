@@ -1496,11 +1496,7 @@ static void *atime_main(void *arg)
             break;
         int64_t due = m->aq[m->aq_head].queued + ATIME_DELAY_NS, now = now_mono_ns();
         if (!m->aq_stop && now < due) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t ns = (int64_t)ts.tv_nsec + (due - now);
-            ts.tv_sec += (time_t)(ns / 1000000000LL);
-            ts.tv_nsec = (long)(ns % 1000000000LL);
+            struct timespec ts = mono_deadline(due - now);
             pthread_cond_timedwait(&m->aq_cv, &m->aq_lock, &ts);
             continue;
         }
@@ -1536,12 +1532,8 @@ static void *atime_main(void *arg)
 
 void cmount_atime_start(cmount *m)
 {
-    pthread_condattr_t ca;
     pthread_mutex_init(&m->aq_lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->aq_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_mono(&m->aq_cv);
     m->aq = xcalloc(ATIME_QUEUE_MAX, sizeof(*m->aq));
     m->aq_running = pthread_create(&m->aq_thread, NULL, atime_main, m) == 0;
     if (!m->aq_running)

@@ -92,12 +92,8 @@ maint *maint_new(const maint_config *cfg)
     }
     m->map = xcalloc(1, sizeof *m->map);
     pthread_mutex_init(&m->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->wake, &ca);
-    pthread_cond_init(&m->done, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_mono(&m->wake);
+    cond_init_mono(&m->done);
     chunkstore_set_corrupt_hook(m->store, maint_on_corrupt, m);
     return m;
 }

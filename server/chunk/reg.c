@@ -87,14 +87,7 @@ int chunkreg_save_sid(const char *dir, uint32_t sid)
 /* Sleep up to ms unless asked to stop; returns 1 if stopping. */
 static int reg_wait(chunkreg *g, uint64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = mono_deadline((int64_t)ms * 1000000);
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {
         if (pthread_cond_timedwait(&g->wake, &g->lock, &ts) == ETIMEDOUT)
@@ -254,11 +247,7 @@ int chunkreg_start(const chunkreg_config *cfg, chunkreg **out)
     g->hb_interval_ms = cfg->hb_interval_ms ? cfg->hb_interval_ms : 2000;
     atomic_store(&g->sid, sid);
     pthread_mutex_init(&g->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_mono(&g->wake);
     httpc_config hc = {.handles = 1, .connect_timeout_ms = 1000, .max_resp = 1 << 20};
     g->http = httpc_new(&hc);
     if (!g->http) {

@@ -493,11 +493,7 @@ static void *flusher_main(void *arg)
          * (their waiter writes them); the timeout bounds how long one whose
          * waiter never came stays in memory. */
         while (!w->failed && (w->flushing || (!w->stopping && !work_pending(w)))) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)w->idle_check_ms * 1000000u;
-            ts.tv_sec += (time_t)(ns / 1000000000u);
-            ts.tv_nsec = (long)(ns % 1000000000u);
+            struct timespec ts = mono_deadline((int64_t)w->idle_check_ms * 1000000);
             pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
         }
         if (w->failed || !work_pending(w))
@@ -1156,11 +1152,7 @@ int wal_open(const wal_config *cfg, uint64_t from_lsn, wal_replay_fn replay, voi
     w->cut_off = NO_CUT;
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->seg_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->work_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_mono(&w->work_cv);
     pthread_cond_init(&w->durable_cv, NULL);
     pthread_cond_init(&w->space_cv, NULL);
 
