@@ -85,6 +85,11 @@ enum fsrec_tag {
     FT_RELEASED = 74,  /* u64 inode the requesting session stopped holding; repeated */
     FT_PARENT_ATTR = 75, /* nested FSREC_INODE: the directory a create or link changed */
     FT_STATUS = 76,    /* u64, per item of a batch answer: ATIMES_* */
+    FT_FEED = 77,      /* change feed id (metad process) */
+    FT_SEQ = 78,       /* change feed position: the next record wanted */
+    FT_CHANGE = 79,    /* nested FSREC_REQ: FT_PARENT + FT_NAME, or FT_INO; repeated */
+    FT_WAIT_MS = 80,   /* how long the change feed may wait for a record */
+    FT_GAP = 81,       /* u64 1: records the reader needs are gone */
 };
 
 /* setattr FT_VALID bits. *_NOW: the server uses its own clock. */
@@ -96,6 +101,9 @@ enum {
 /* POST /v1/atimes: items per request, and each item's FT_STATUS. */
 #define ATIMES_MAX 256
 enum { ATIMES_DONE = 0, ATIMES_CONFLICT = 1, ATIMES_GONE = 2 };
+
+/* POST /v1/changes FT_FLAGS: answer the session's waiting requests now. */
+enum { CHANGES_KICK = 1 };
 
 /* create FT_FLAGS bits. */
 enum { FSC_EXCL = 1 };

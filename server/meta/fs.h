@@ -104,6 +104,7 @@ typedef struct fs_op {
     const fs_slot *slots;
     size_t nslots;
     fs_slot *slots_owned;               /* set by fs_op_decode */
+    uint64_t origin;                    /* session that asked (change feed); not logged */
 } fs_op;
 
 /* Attribute snapshots of the inodes an op touched, taken after the change

@@ -7,14 +7,17 @@
  *     before any other thread exists), starts the threads below, writes
  *     --addr-file, then blocks in sigwait() for SIGTERM/SIGINT, which are
  *     blocked in every thread. On a signal it stops httpd (waiting for the
- *     handlers in progress, so every answered write is durable), stops the
+ *     handlers in progress, so every answered write is durable; readers
+ *     of the change feed waiting for a record are answered at once), stops the
  *     orphan reaper, the cluster checker and the snapshot thread, takes a final snapshot if
  *     anything changed, flushes and closes the WAL, and exits 0.
  *   - httpd threads (libmicrohttpd, one per connection): run ops.c. They
  *     block on the namespace rwlock (readers shared, mutations exclusive)
  *     and, after releasing it, in wal_wait until their record is durable;
  *     when no batch is being written, the waiting thread writes and
- *     fdatasyncs everything pending itself (wal.c).
+ *     fdatasyncs everything pending itself (wal.c). A change feed reader
+ *     (POST /v1/changes) waits on its connection's thread for a record of
+ *     another session, up to the time it asked for (changes.c).
  *   - WAL flusher (wal.c): writes pending records nobody is writing (as one
  *     group, one fdatasync) and carries out rotations; wakes waiters. A
  *     mutation's record does not wake it (its waiter writes it).
@@ -46,6 +49,7 @@
 #include "common/log.h"
 #include "common/opts.h"
 #include "common/util.h"
+#include "server/meta/changes.h"
 #include "server/meta/metad.h"
 #include "server/meta/persist.h"
 #include "server/meta/session.h"
@@ -63,6 +67,7 @@ static struct {
     uint64_t inline_budget;
     uint64_t hb_timeout_ms;
     uint64_t session_lease_ms;
+    int64_t change_log;
     char *full_reserve;
     int64_t snapshot_every;
     int64_t replica_id;
@@ -101,6 +106,9 @@ static const opt_def metad_opts[] = {
      "A client session not renewed this long expires; files only it held open are freed. "
      "After a restart, files unlinked while open get this long to be held again.", 100,
      86400000},
+    {"change-log", 0, OPT_INT, &cfg.change_log, "65536", "N",
+     "Recent changes kept for mounts following the change feed (about 100 bytes each); a "
+     "mount that falls further behind drops everything it caches.", 16, 16777216},
     {"full-reserve", 0, OPT_STR, &cfg.full_reserve, "auto", "SIZE",
      "A chunk server with less free space than this is FULL (no new chunks placed there); "
      "0 = never, auto = the smaller of 1G and 5% of its capacity.", 0, 0},
@@ -280,6 +288,7 @@ int main(int argc, char **argv)
     if (open_fsinfo(&m) < 0)
         goto out;
     m.fs = fs_new(m.info.chunk_size, m.info.inline_max);
+    m.chg = changes_new((size_t)cfg.change_log);
     m.cl = cluster_new(cfg.hb_timeout_ms, full_reserve, cluster_log, &m);
 
     memset(&pc, 0, sizeof(pc));
@@ -340,6 +349,8 @@ int main(int argc, char **argv)
     exit_code = 0;
 
 out:
+    if (m.chg)
+        changes_shutdown(m.chg);
     if (http)
         httpd_stop(http);
     metad_reaper_stop(&m);
@@ -349,6 +360,7 @@ out:
     sessions_free(m.ss);
     cluster_free(m.cl);
     fs_free(m.fs);
+    changes_free(m.chg);
     pthread_rwlock_destroy(&m.ns_lock);
     free(m.wal_dir);
     free(m.snap_dir);

@@ -23,6 +23,8 @@
  *   4. the WAL's internal locks (wal.c), taken inside wal_append/wal_wait.
  *   5. persist's mutex (persist.c) guards only the snapshot trigger state;
  *      a leaf lock, never held while taking another.
+ *   6. the change feed's mutex (changes.c): a leaf lock, taken under
+ *      ns_lock exclusive by every logged change.
  *
  * Counters read by /metrics are updated with atomic operations.
  */
@@ -41,6 +43,7 @@
 typedef struct persist persist;
 typedef struct sessions sessions;
 typedef struct reaper reaper;
+typedef struct changes changes;
 
 typedef struct metad {
     fsinfo info;
@@ -55,6 +58,7 @@ typedef struct metad {
     persist *ps;
     sessions *ss;               /* client sessions (session.h) */
     reaper *rp;                 /* the orphan reaper thread (ops_session.c) */
+    changes *chg;               /* the change feed (changes.h) */
 
     /* metrics */
     uint64_t cas_conflicts, not_modified, orphans_freed, inline_refused;

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/vv.h"
+#include "server/meta/changes.h"
 #include "server/meta/metad.h"
 #include "server/meta/ops_i.h"
 #include "server/meta/persist.h"
@@ -163,6 +164,31 @@ static void count(uint64_t *c)
 
 /* ---- the mutation path ---- */
 
+/* The change feed's records for an applied op (ns_lock exclusive, so that
+ * records follow the namespace's order): the names it made, removed or
+ * moved, then every inode it touched (the directories included). */
+static void feed_changes(metad *m, const fs_op *op, const fs_result *res)
+{
+    switch (op->type) {
+    case FSOP_CREATE:
+    case FSOP_UNLINK:
+    case FSOP_RMDIR:
+        changes_add(m->chg, op->origin, CHG_ENTRY, op->parent, op->name);
+        break;
+    case FSOP_RENAME:
+        changes_add(m->chg, op->origin, CHG_ENTRY, op->parent, op->name);
+        changes_add(m->chg, op->origin, CHG_ENTRY, op->newparent, op->newname);
+        break;
+    case FSOP_LINK:
+        changes_add(m->chg, op->origin, CHG_ENTRY, op->newparent, op->newname);
+        break;
+    default:
+        break;
+    }
+    for (unsigned i = 0; i < res->n && i < ARRAY_LEN(res->attr); i++)
+        changes_add(m->chg, op->origin, CHG_INODE, res->attr[i].ino, NULL);
+}
+
 /* Caller holds ns_lock exclusive. Applies op and logs it; *lsn is what to
  * wait for after unlocking (for an op that changed nothing, the last
  * logged lsn: what the answer shows may come from a record not yet
@@ -182,6 +208,7 @@ int ops_mutate(metad *m, fs_op *op, fs_result *res, uint64_t *lsn)
     *lsn = 0;
     if (rc == 0 && res->changed) {
         *lsn = persist_log_waited(m, p, len);
+        feed_changes(m, op, res);
     } else if (rc == 0) {
         uint64_t last = wal_last_lsn(m->wal);
         *lsn = last > wal_durable_lsn(m->wal) ? last : 0;
@@ -190,11 +217,12 @@ int ops_mutate(metad *m, fs_op *op, fs_result *res, uint64_t *lsn)
     return rc;
 }
 
-static fs_op *op_new(uint8_t type)
+static fs_op *op_new(httpd_req *rq, uint8_t type)
 {
     fs_op *op = xcalloc(1, sizeof(*op));
 
     op->type = type;
+    op->origin = ops_origin(rq);
     return op;
 }
 
@@ -237,6 +265,43 @@ static void h_lookup(httpd_req *rq, void *ctx)
     return;
 fail:
     httpd_reply_err(rq, rc, "lookup");
+}
+
+/* The change feed: records after FT_SEQ of feed FT_FEED, waiting up to
+ * FT_WAIT_MS for one; the Cairn-Session header's own changes left out. */
+#define CHANGES_WAIT_MAX_MS 60000
+
+static void h_changes(httpd_req *rq, void *ctx)
+{
+    metad *m = ctx;
+    recr r;
+    recw w;
+    uint64_t feed, since, wait_ms, flags, sid = ops_origin(rq);
+    int rc;
+
+    if ((rc = ops_open_body(rq, &r, FSREC_REQ)) < 0 ||
+        (rc = ops_opt_u64(&r, FT_FEED, &feed, 0)) < 0 ||
+        (rc = ops_opt_u64(&r, FT_SEQ, &since, 0)) < 0 ||
+        (rc = ops_opt_u64(&r, FT_WAIT_MS, &wait_ms, 0)) < 0 ||
+        (rc = ops_opt_u64(&r, FT_FLAGS, &flags, 0)) < 0)
+        goto fail;
+    if (wait_ms > CHANGES_WAIT_MAX_MS || (sid == 0 && httpd_header(rq, "Cairn-Session")) ||
+        (flags & ~(uint64_t)CHANGES_KICK) || (flags && sid == 0)) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    recw_init(&w, FSREC_REPLY);
+    if (flags & CHANGES_KICK) {
+        /* A client going away: its waiting request answers now. */
+        changes_kick(m->chg, sid);
+        ops_reply_rec(rq, 200, &w, NULL);
+        return;
+    }
+    changes_read(m->chg, feed, since, sid, (int64_t)wait_ms, &w);
+    ops_reply_rec(rq, 200, &w, NULL);
+    return;
+fail:
+    httpd_reply_err(rq, rc, "changes");
 }
 
 /* getattr, readlink and map: one inode, optionally with If-None-Match. */
@@ -485,7 +550,7 @@ static void put_parent_attr(recw *w, const fs_result *res, uint64_t dir)
 static void make_node(httpd_req *rq, metad *m, int kind)
 {
     recr r;
-    fs_op *op = op_new(FSOP_CREATE);
+    fs_op *op = op_new(rq, FSOP_CREATE);
     fs_result res;
     answer a = {0};
     uint64_t lsn = 0, sid = 0;
@@ -592,7 +657,7 @@ static void h_symlink(httpd_req *rq, void *ctx)
 static void change_names(httpd_req *rq, metad *m, uint8_t type)
 {
     recr r;
-    fs_op *op = op_new(type);
+    fs_op *op = op_new(rq, type);
     fs_result res;
     answer a = {0};
     uint64_t lsn = 0, rel_lsn = 0, sid = 0;
@@ -718,7 +783,7 @@ static void h_setattr(httpd_req *rq, void *ctx)
 {
     metad *m = ctx;
     recr r;
-    fs_op *op = op_new(FSOP_SETATTR);
+    fs_op *op = op_new(rq, FSOP_SETATTR);
     fs_result res;
     answer a = {0};
     uint64_t lsn = 0, v;
@@ -819,7 +884,7 @@ static void h_atimes(httpd_req *rq, void *ctx)
         }
         i++;
     }
-    op = op_new(FSOP_SETATTR);
+    op = op_new(rq, FSOP_SETATTR);
     recw_init(&a.w, FSREC_REPLY);
     a.has = 1;
     pthread_rwlock_wrlock(&m->ns_lock);
@@ -878,7 +943,7 @@ static void h_commit(httpd_req *rq, void *ctx)
 {
     metad *m = ctx;
     recr r;
-    fs_op *op = op_new(FSOP_COMMIT);
+    fs_op *op = op_new(rq, FSOP_COMMIT);
     fs_result res;
     answer a = {0};
     uint64_t lsn = 0, clear = 0;
@@ -983,7 +1048,7 @@ fail:
 static void xattr_change(httpd_req *rq, metad *m, uint8_t type)
 {
     recr r;
-    fs_op *op = op_new(type);
+    fs_op *op = op_new(rq, type);
     fs_result res;
     answer a = {0};
     uint64_t lsn = 0;
@@ -1072,6 +1137,7 @@ const httpd_route metad_routes[] = {
     {"POST", "/v1/cluster_drain", ops_cluster_drain, "cluster_drain", BODY_SMALL},
     {"POST", "/v1/cluster_undrain", ops_cluster_undrain, "cluster_undrain", BODY_SMALL},
     {"POST", "/v1/cluster_remove", ops_cluster_remove, "cluster_remove", BODY_SMALL},
+    {"POST", "/v1/changes", h_changes, "changes", BODY_SMALL},
     {"POST", "/v1/session_new", ops_session_new, "session_new", BODY_SMALL},
     {"POST", "/v1/session_renew", ops_session_renew, "session_renew", BODY_LIST},
     {"POST", "/v1/session_hold", ops_session_hold, "session_hold", BODY_LIST},
@@ -1100,6 +1166,7 @@ void metad_metrics(buf *out, void *ctx)
     wal_stats ws;
     persist_stats ps;
     sessions_stats ss;
+    changes_stats chs;
     size_t i;
     int64_t now = now_realtime_ns();
 
@@ -1110,6 +1177,7 @@ void metad_metrics(buf *out, void *ctx)
     wal_get_stats(m->wal, &ws);
     persist_get_stats(m, &ps);
     sessions_get_stats(m->ss, &ss);
+    changes_get_stats(m->chg, &chs);
 
     buf_printf(out, "# TYPE cairn_metad_ops_applied_total counter\n");
     for (i = 0; i < ARRAY_LEN(opnames); i++)
@@ -1186,4 +1254,12 @@ void metad_metrics(buf *out, void *ctx)
     buf_printf(out, "# TYPE cairn_metad_orphans_freed_total counter\n"
                "cairn_metad_orphans_freed_total %" PRIu64 "\n",
                __atomic_load_n(&m->orphans_freed, __ATOMIC_RELAXED));
+    buf_printf(out, "# TYPE cairn_metad_changes_total counter\n"
+               "cairn_metad_changes_total %" PRIu64 "\n", chs.appended);
+    buf_printf(out, "# TYPE cairn_metad_change_answers_total counter\n"
+               "cairn_metad_change_answers_total %" PRIu64 "\n", chs.answers);
+    buf_printf(out, "# TYPE cairn_metad_change_gaps_total counter\n"
+               "cairn_metad_change_gaps_total %" PRIu64 "\n", chs.gaps);
+    buf_printf(out, "# TYPE cairn_metad_change_readers gauge\n"
+               "cairn_metad_change_readers %" PRIu64 "\n", chs.waiting);
 }

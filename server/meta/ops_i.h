@@ -41,6 +41,9 @@ void ops_session_renew(httpd_req *rq, void *ctx);
 void ops_session_hold(httpd_req *rq, void *ctx);
 void ops_session_end(httpd_req *rq, void *ctx);
 
+/* The session a request names in its Cairn-Session header, 0 when none
+ * or malformed (the change feed's origin of what it changes). */
+uint64_t ops_origin(httpd_req *rq);
 /* Whether a request asks to hold its inode open: FT_OPEN 1 in the body
  * and a Cairn-Session header. 0 with *sid (0 = no hold asked), or -EINVAL
  * for FT_OPEN with a malformed or missing header value. Call before

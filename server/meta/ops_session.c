@@ -65,6 +65,13 @@ static int session_header(httpd_req *rq, uint64_t *sid)
     return 0;
 }
 
+uint64_t ops_origin(httpd_req *rq)
+{
+    uint64_t sid;
+
+    return session_header(rq, &sid) == 0 ? sid : 0;
+}
+
 int ops_open_request(httpd_req *rq, const recr *r, uint64_t *sid)
 {
     uint64_t open = 0;
@@ -113,7 +120,7 @@ int ops_released_request(httpd_req *rq, const recr *r, uint64_t *sid)
     return 0;
 }
 
-static uint64_t free_if_unheld(metad *m, uint64_t ino);
+static uint64_t free_if_unheld(metad *m, uint64_t ino, uint64_t origin);
 
 uint64_t ops_released_apply(metad *m, const recr *r, uint64_t sid)
 {
@@ -133,7 +140,7 @@ uint64_t ops_released_apply(metad *m, const recr *r, uint64_t sid)
         /* An expired session holds nothing: nothing to drop. */
         if (sessions_release(m->ss, sid, ino) < 0)
             return lsn;
-        if ((l = free_if_unheld(m, ino)) != 0)
+        if ((l = free_if_unheld(m, ino, sid)) != 0)
             lsn = l;
     }
     return lsn;
@@ -163,8 +170,9 @@ uint64_t ops_keep(metad *m, const fs_inode *ip)
 }
 
 /* With ns_lock exclusive: free ino if it is an orphan nobody holds and
- * the grace period is over. Returns the lsn to wait for, or 0. */
-static uint64_t free_if_unheld(metad *m, uint64_t ino)
+ * the grace period is over (origin: the session whose release freed it, for
+ * the change feed). Returns the lsn to wait for, or 0. */
+static uint64_t free_if_unheld(metad *m, uint64_t ino, uint64_t origin)
 {
     fs_inode *ip = fs_get(m->fs, ino);
     fs_op *op;
@@ -177,6 +185,7 @@ static uint64_t free_if_unheld(metad *m, uint64_t ino)
     op = xcalloc(1, sizeof(*op));
     op->type = FSOP_ORPHAN_FREE;
     op->ino = ino;
+    op->origin = origin;
     rc = ops_mutate(m, op, &res, &lsn);
     free(op);
     if (rc < 0) {
@@ -196,7 +205,7 @@ static uint64_t free_unheld_orphans(metad *m, size_t *freed)
 
     *freed = 0;
     for (i = 0; i < n; i++) {
-        if ((l = free_if_unheld(m, list[i])) != 0) {
+        if ((l = free_if_unheld(m, list[i], 0)) != 0) {
             lsn = l;
             (*freed)++;
         }
@@ -310,7 +319,7 @@ void ops_session_renew(httpd_req *rq, void *ctx)
         rec_iter_init(&it);
         while (rc == 0 && next_ino(&r, &it, &ino)) {
             sessions_release(m->ss, sid, ino);
-            if ((l = free_if_unheld(m, ino)) != 0)
+            if ((l = free_if_unheld(m, ino, sid)) != 0)
                 lsn = l;
         }
         pthread_rwlock_unlock(&m->ns_lock);

@@ -1,7 +1,7 @@
 /*
  * srv_metad_session.c — drives a real cairn-metad over HTTP on 127.0.0.1:
- * client sessions, files unlinked while open (orphans) and cluster
- * administration (drain, undrain, remove, FULL servers).
+ * client sessions, files unlinked while open (orphans), the change feed
+ * and cluster administration (drain, undrain, remove, FULL servers).
  *
  * Every case starts its own server in its own temp dir (most need a short
  * --session-lease or --heartbeat-timeout). Every wait is bounded and polls
@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -452,6 +453,219 @@ static void test_session_lifecycle(void **state)
     assert_int_equal(call_err("/v1/map", &w, NULL), 0);
     /* An unknown (e.g. expired) session in the header: the map works. */
     assert_int_equal(map(ino, 12345, NULL), 0);
+    srv_done(&s);
+}
+
+/* ------------------------------------------------------------------ */
+/* the change feed */
+
+#define FEED_MAX 64
+
+typedef struct feedans {
+    uint64_t feed, seq;
+    int gap;
+    size_t n;
+    uint64_t ino[FEED_MAX];       /* the inode, or the parent of a name */
+    char name[FEED_MAX][32];      /* "" for an inode record */
+} feedans;
+
+/* POST /v1/changes; 0 with the answer decoded, or the error. */
+static int feed_read(uint64_t feed, uint64_t since, uint64_t wait_ms, uint64_t sid,
+                     feedans *out)
+{
+    recw w;
+    rsp r;
+    char hdr[64];
+    rec_iter it;
+    uint16_t tag;
+    const uint8_t *p;
+    size_t len;
+    uint64_t gap = 0;
+
+    memset(out, 0, sizeof(*out));
+    recw_init(&w, FSREC_REQ);
+    recw_u64(&w, FT_FEED, feed);
+    recw_u64(&w, FT_SEQ, since);
+    recw_u64(&w, FT_WAIT_MS, wait_ms);
+    if (sid)
+        session_hdr(sid, hdr, sizeof(hdr));
+    call("/v1/changes", &w, sid ? hdr : NULL, &r);
+    if (r.err) {
+        int err = r.err;
+        rsp_free(&r);
+        return err;
+    }
+    assert_true(r.has_rec);
+    assert_int_equal(r.r.type, FSREC_REPLY);
+    assert_int_equal(rec_get_u64(&r.r, FT_FEED, &out->feed), 0);
+    assert_int_equal(rec_get_u64(&r.r, FT_SEQ, &out->seq), 0);
+    if (rec_has(&r.r, FT_GAP))
+        assert_int_equal(rec_get_u64(&r.r, FT_GAP, &gap), 0);
+    out->gap = gap == 1;
+    rec_iter_init(&it);
+    while (rec_next(&r.r, &it, &tag, &p, &len)) {
+        recr x;
+        const uint8_t *np;
+        size_t nl;
+        if (tag != FT_CHANGE)
+            continue;
+        assert_true(out->n < FEED_MAX);
+        assert_int_equal(rec_open(&x, p, len), 0);
+        if (rec_get_u64(&x, FT_INO, &out->ino[out->n]) < 0) {
+            assert_int_equal(rec_get_u64(&x, FT_PARENT, &out->ino[out->n]), 0);
+            assert_int_equal(rec_get_bytes(&x, FT_NAME, &np, &nl), 0);
+            assert_true(nl > 0 && nl < 32);
+            memcpy(out->name[out->n], np, nl);
+        }
+        out->n++;
+    }
+    rsp_free(&r);
+    return 0;
+}
+
+/* Whether the answer names parent/name, or inode ino (name NULL). */
+static int feed_has(const feedans *a, uint64_t ino, const char *name)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->ino[i] == ino && strcmp(a->name[i], name ? name : "") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+typedef struct feed_bg {
+    uint64_t feed, since, wait_ms, sid;
+    feedans ans;
+    int rc;
+    int64_t took_ms;
+} feed_bg;
+
+static void *feed_bg_main(void *arg)
+{
+    feed_bg *b = arg;
+    int64_t t0 = now_mono_ms();
+
+    b->rc = feed_read(b->feed, b->since, b->wait_ms, b->sid, &b->ans);
+    b->took_ms = now_mono_ms() - t0;
+    return NULL;
+}
+
+/* Wait until metad has n readers waiting (bounded). */
+static void feed_wait_readers(double n)
+{
+    int64_t t0 = now_mono_ms();
+
+    while (metric("cairn_metad_change_readers") < n) {
+        assert_true(now_mono_ms() - t0 < WAIT_MS);
+        usleep(10 * 1000);
+    }
+}
+
+static void test_change_feed(void **state)
+{
+    (void)state;
+    srv s = {0};
+    const char *extra[] = {"--change-log", "16", NULL};
+    uint64_t a, b, F, S, x;
+    feedans f;
+    feed_bg bg;
+    pthread_t t;
+    recw w;
+    char hdr[64];
+
+    srv_start(&s, "feed", extra);
+    a = session_new(NULL);
+    b = session_new(NULL);
+    /* Position 0 (a new reader) is a gap that says where to start. */
+    assert_int_equal(feed_read(0, 0, 0, b, &f), 0);
+    assert_true(f.gap && f.feed != 0 && f.n == 0);
+    F = f.feed;
+    S = f.seq;
+    /* Nothing happened: an answer at once, or after the wait, with nothing. */
+    assert_int_equal(feed_read(F, S, 0, b, &f), 0);
+    assert_true(!f.gap && f.n == 0 && f.seq == S && f.feed == F);
+
+    /* A create by session a: the name, the new inode and the directory. */
+    x = create_file(ROOT, "x", a);
+    assert_int_equal(feed_read(F, S, 0, b, &f), 0);
+    assert_false(f.gap);
+    assert_int_equal(f.n, 3);
+    assert_true(feed_has(&f, ROOT, "x") && feed_has(&f, x, NULL) && feed_has(&f, ROOT, NULL));
+    assert_int_equal(f.seq, S + 3);
+    /* Without a session a reader gets the same records; session a gets
+     * none of its own, and moves past them. */
+    assert_int_equal(feed_read(F, S, 0, 0, &f), 0);
+    assert_int_equal(f.n, 3);
+    assert_int_equal(feed_read(F, S, 300, a, &f), 0);
+    assert_true(!f.gap && f.n == 0 && f.seq == S + 3);
+    S += 3;
+
+    /* A waiting reader of session b is answered by a's change. */
+    bg = (feed_bg){.feed = F, .since = S, .wait_ms = 20000, .sid = b};
+    assert_int_equal(pthread_create(&t, NULL, feed_bg_main, &bg), 0);
+    feed_wait_readers(1);
+    create_file(ROOT, "y", a);
+    pthread_join(t, NULL);
+    assert_int_equal(bg.rc, 0);
+    assert_true(feed_has(&bg.ans, ROOT, "y"));
+    assert_true(bg.took_ms < 15000);
+    S = bg.ans.seq;
+
+    /* A waiting reader of session a is not answered by a's own change,
+     * but at once when a asks for it (unmount). */
+    bg = (feed_bg){.feed = F, .since = S, .wait_ms = 30000, .sid = a};
+    assert_int_equal(pthread_create(&t, NULL, feed_bg_main, &bg), 0);
+    feed_wait_readers(1);
+    create_file(ROOT, "z", a);
+    usleep(300 * 1000);
+    assert_int_equal(metric("cairn_metad_change_readers"), 1);
+    recw_init(&w, FSREC_REQ);
+    recw_u64(&w, FT_FLAGS, CHANGES_KICK);
+    session_hdr(a, hdr, sizeof(hdr));
+    assert_int_equal(call_err("/v1/changes", &w, hdr), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(bg.rc, 0);
+    assert_int_equal(bg.ans.n, 0);
+    assert_true(bg.took_ms < 25000);
+    /* b still gets z. */
+    assert_int_equal(feed_read(F, S, 0, b, &f), 0);
+    assert_true(feed_has(&f, ROOT, "z"));
+    S = f.seq;
+
+    /* Bad requests change nothing and say so. */
+    recw_init(&w, FSREC_REQ);
+    recw_u64(&w, FT_WAIT_MS, 60001);
+    assert_int_equal(call_err("/v1/changes", &w, NULL), -EINVAL);
+    recw_init(&w, FSREC_REQ);
+    assert_int_equal(call_err("/v1/changes", &w, "Cairn-Session: nope"), -EINVAL);
+    recw_init(&w, FSREC_REQ);
+    recw_u64(&w, FT_FLAGS, CHANGES_KICK);
+    assert_int_equal(call_err("/v1/changes", &w, NULL), -EINVAL);
+    recw_init(&w, FSREC_REQ);
+    recw_u64(&w, FT_FLAGS, 2);
+    assert_int_equal(call_err("/v1/changes", &w, hdr), -EINVAL);
+    recw_init(&w, FSREC_DIRLIST);
+    assert_int_equal(call_err("/v1/changes", &w, NULL), -EINVAL);
+
+    /* Another feed id, or a position past the end: a gap. */
+    assert_int_equal(feed_read(F + 1, S, 0, b, &f), 0);
+    assert_true(f.gap && f.feed == F && f.seq == S);
+    assert_int_equal(feed_read(F, S + 100, 0, b, &f), 0);
+    assert_true(f.gap && f.seq == S);
+    /* Records older than the log keeps (16): a gap. */
+    for (int i = 0; i < 8; i++) {
+        char nm[16];
+        snprintf(nm, sizeof(nm), "g%d", i);
+        create_file(ROOT, nm, a);
+    }
+    assert_int_equal(feed_read(F, S, 0, b, &f), 0);
+    assert_true(f.gap && f.n == 0 && f.seq == S + 24);
+    assert_true(metric("cairn_metad_change_gaps_total") >= 4);
+
+    /* A restarted metad is another feed. */
+    srv_restart(&s, extra, 0);
+    assert_int_equal(feed_read(F, S + 24, 0, b, &f), 0);
+    assert_true(f.gap && f.feed != F);
     srv_done(&s);
 }
 
@@ -1041,6 +1255,7 @@ int main(void)
         cmocka_unit_test(test_orphans_across_restart),
         cmocka_unit_test(test_drain_undrain_remove),
         cmocka_unit_test(test_full_servers),
+        cmocka_unit_test(test_change_feed),
     };
     int fails;
 
