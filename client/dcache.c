@@ -541,6 +541,18 @@ int dcache_get_dir_attr(dcache *d, uint64_t ino, fs_attr *a, uint64_t *age_ms)
     return hit;
 }
 
+void dcache_clear(dcache *d)
+{
+    pthread_mutex_lock(&d->mu);
+    dirrec *r, *tmp;
+    HASH_ITER(hh, d->dirs, r, tmp) {
+        r->token = 0;
+        r->has_self = 0;
+        clear_listing(d, r);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
 void dcache_forget_attr(dcache *d, uint64_t ino)
 {
     pthread_mutex_lock(&d->mu);

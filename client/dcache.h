@@ -95,6 +95,9 @@ void dcache_attr_changed(dcache *d);
 
 /* Forget dir's listing. */
 void dcache_drop(dcache *d, uint64_t dir);
+/* Forget every listing and every directory's attributes (a fetch in
+ * progress is not kept either): anything may have changed. */
+void dcache_clear(dcache *d);
 
 /* A directory's own attributes as metad just told them (a getattr, or the
  * answer to this client's change in it): its next getattr within the ttl

@@ -1077,6 +1077,13 @@ int cfile_fresh_attr(cfile *c, uint64_t max_age_ms, fs_attr *out, uint64_t *age_
     return rc;
 }
 
+void cfile_attr_expire(cfile *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->base_ms = 0;
+    pthread_mutex_unlock(&c->lock);
+}
+
 void cfs_ns_changed(cfs *f)
 {
     __atomic_add_fetch(&f->ns_epoch, 1, __ATOMIC_ACQ_REL);

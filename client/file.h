@@ -133,6 +133,9 @@ int cfile_base_attr(cfile *c, fs_attr *out);
  * attribute timeout, which is what the kernel's own cache would allow.
  * *age_ms: how old the answer is. */
 int cfile_fresh_attr(cfile *c, uint64_t max_age_ms, fs_attr *out, uint64_t *age_ms);
+/* Another client changed the inode (the change feed): the remembered
+ * attributes are asked of metad again. */
+void cfile_attr_expire(cfile *c);
 /* This client linked, unlinked, renamed or changed xattrs of something:
  * link counts and ctimes of files it does not track may have moved, so
  * every remembered attribute is asked of metad again. */

@@ -9,7 +9,8 @@
  * directory's parent for "..". Entries are freed when the count reaches 0.
  *
  * Threads: the operations run on libfuse's worker threads; ino_lock guards
- * the inode table. Kernel invalidations are not sent from request handlers.
+ * the inode table. Kernel invalidations are not sent from request handlers
+ * (the change feed's run on its own thread).
  */
 #ifndef CAIRN_CMOUNT_H
 #define CAIRN_CMOUNT_H
@@ -22,6 +23,7 @@
 #include "cache/chunkcache.h"
 #include "client/chunkio.h"
 #include "client/dcache.h"
+#include "client/feed.h"
 #include "client/file.h"
 #include "client/metaclient.h"
 #include "client/session.h"
@@ -50,6 +52,8 @@ typedef struct cmount {
     dcache *dc;              /* recent directory listings for lookups */
     mc_fsinfo info;
     double attr_timeout, entry_timeout, neg_timeout;
+    cfeed *feed;             /* metad's change feed; NULL: not followed */
+    double long_timeout;     /* what the kernel keeps while the feed is up */
     int writeback;           /* kernel writeback cache requested */
     int killpriv;            /* the kernel leaves clearing set-user/group-ID to us (main.c) */
     struct fuse_session *se; /* for invalidations sent to the kernel */
@@ -74,6 +78,14 @@ const struct fuse_lowlevel_ops *cmount_ops(void);
 uint64_t cmount_lookups(cmount *m, uint64_t ino);
 /* Drop everything left in the inode table at unmount. */
 void cmount_forget_all(cmount *m);
+/* The change feed's callbacks (feed.h; ctx = the cmount). They drop the
+ * kernel's and this mount's cached names and attributes. */
+void cmount_feed_entry(void *ctx, uint64_t parent, const char *name);
+void cmount_feed_inode(void *ctx, uint64_t ino);
+void cmount_feed_all(void *ctx);
+/* Make the kernel look every cached name up again before its next use:
+ * 0, or -errno (-EINVAL: a kernel without it, before Linux 6.16). */
+int cmount_kernel_epoch(cmount *m);
 /* Start / stop (after writing what is queued) the access-time writer. */
 void cmount_atime_start(cmount *m);
 void cmount_atime_stop(cmount *m);

@@ -44,6 +44,7 @@ static struct {
     uint64_t attr_timeout_ms;
     uint64_t entry_timeout_ms;
     uint64_t neg_timeout_ms;
+    uint64_t coherent_ms;
     uint64_t retry_ms;
     int64_t threads;
     int64_t upload_threads;
@@ -136,6 +137,8 @@ static const opt_def defs[] = {
     {"entry-timeout", 0, OPT_MS, &o.entry_timeout_ms, "1s", "TIME", "how long the kernel caches names", 0, 3600000},
     {"negative-timeout", 0, OPT_MS, &o.neg_timeout_ms, "1s", "TIME",
      "how long a name found absent is taken as absent (by the kernel, and from this mount's listings of a directory); a name another client creates meanwhile is seen once it expires; never longer than --entry-timeout; 0: ask the metadata server each time", 0, 3600000},
+    {"coherent-timeout", 0, OPT_MS, &o.coherent_ms, "10m", "TIME",
+     "while the metadata server's change feed is up (what other clients change is pushed to this mount as it happens; needs Linux 6.16 or later), how long the kernel keeps the names, absent names and attributes that --entry-timeout, --negative-timeout and --attr-timeout let it cache; 0: do not follow the feed", 0, 86400000},
     {"retry-time", 0, OPT_MS, &o.retry_ms, "60s", "TIME",
      "how long to retry unreachable servers before an operation fails with EIO", 1000, 86400000},
     {"threads", 0, OPT_INT, &o.threads, "16", "N", "FUSE worker threads at most", 1, 256},
@@ -309,6 +312,34 @@ static char **expand_o(int *argc, char **argv, int *read_only)
     }
     *argc = n;
     return out;
+}
+
+/* How long one request of the change feed waits at metad. */
+#define FEED_WAIT_MS 1000
+
+/* Follow metad's change feed, so that the kernel may keep names and
+ * attributes for --coherent-timeout (ops.c, feed.h), if asked for and if
+ * the kernel can drop every cached name at once (needed when the feed
+ * breaks). The first answer invalidates nothing that matters: nothing is
+ * cached yet. */
+static void start_feed(cmount *m, const char *addr)
+{
+    static const cfeed_ops fops = {
+        .entry = cmount_feed_entry, .inode = cmount_feed_inode, .all = cmount_feed_all};
+    if (o.coherent_ms == 0)
+        return;
+    int rc = cmount_kernel_epoch(m);
+    if (rc < 0) {
+        log_info("this kernel cannot drop all cached names at once (%s): names and attributes "
+                 "are cached for --entry-timeout and --attr-timeout only", cairn_strerror(rc));
+        return;
+    }
+    uint64_t settle = MAX(o.attr_timeout_ms, MAX(o.entry_timeout_ms, o.neg_timeout_ms));
+    m->long_timeout = (double)o.coherent_ms / 1000.0;
+    m->feed = cfeed_start(addr, m->meta, FEED_WAIT_MS, settle, &fops, m);
+    if (!m->feed)
+        log_warn("cannot follow the change feed: names and attributes are cached for "
+                 "--entry-timeout and --attr-timeout only");
 }
 
 int main(int argc, char **argv)
@@ -489,6 +520,7 @@ int main(int argc, char **argv)
     char desc[4400];
     snprintf(desc, sizeof(desc), "%s:%d %s", hn, (int)getpid(), mountpoint);
     m.session = csession_start(m.meta, desc);
+    start_feed(&m, addr);
     log_info("mounted %s on %s (chunk size %llu, %u replicas, inline up to %u bytes)", addr,
              mountpoint, (unsigned long long)m.info.chunk_size, m.info.replicas,
              m.info.inline_max);
@@ -499,6 +531,16 @@ int main(int argc, char **argv)
     rc = fuse_session_loop_mt(se, lc) == 0 ? 0 : 1;
     fuse_loop_cfg_destroy(lc);
     log_info("unmounting %s", mountpoint);
+    /* Before the session ends: its waiting request is answered at once. */
+    if (m.feed) {
+        cfeed_stats fs;
+        cfeed_get_stats(m.feed, &fs);
+        cfeed_stop(m.feed);
+        m.feed = NULL;
+        log_info("change feed: %llu answers, %llu changes by other clients, %llu gaps, down "
+                 "%llu times", (unsigned long long)fs.answers, (unsigned long long)fs.records,
+                 (unsigned long long)fs.gaps, (unsigned long long)fs.downs);
+    }
 
 unmount:
     fuse_session_unmount(se);

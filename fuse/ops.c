@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 #include <uthash.h>
 
 #include "common/err.h"
@@ -26,6 +27,8 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
+#define INO_NAMES 2
+
 struct inode_ent {
     uint64_t ino;
     uint64_t nlookup;
@@ -36,6 +39,11 @@ struct inode_ent {
     vv kvv;                  /* VV of the attributes last given to the kernel */
     int have_kvv;
     uint32_t kgen;           /* added to metad's generation, see entry_gen */
+    /* A regular file's last names given to the kernel, newest first: the
+     * change feed drops them when another client changes the file, so
+     * that the next lookup replaces the kernel's inode (entry_gen). */
+    uint64_t nparent[INO_NAMES];
+    char *nname[INO_NAMES];
     UT_hash_handle hh;
 };
 
@@ -60,6 +68,7 @@ typedef struct dh {
     uint64_t cursor;         /* metad cursor after the last fetched entry */
     int eof;
     uint64_t ino;
+    uint64_t gen;            /* feed generation before the oldest fetch in ents */
 } dh;
 
 static cmount *M(fuse_req_t req) { return fuse_req_userdata(req); }
@@ -80,7 +89,38 @@ static void reply_ino_err(fuse_req_t req, int err)
 
 /* ---- inode table ---- */
 
-static void ino_ref(cmount *m, uint64_t ino, uint64_t parent, int isdir)
+static void ent_add_name(inode_ent *e, uint64_t parent, const char *name)
+{
+    for (int i = 0; i < INO_NAMES; i++) {
+        if (e->nname[i] && e->nparent[i] == parent && strcmp(e->nname[i], name) == 0)
+            return;
+    }
+    free(e->nname[INO_NAMES - 1]);
+    memmove(&e->nname[1], &e->nname[0], (INO_NAMES - 1) * sizeof(e->nname[0]));
+    memmove(&e->nparent[1], &e->nparent[0], (INO_NAMES - 1) * sizeof(e->nparent[0]));
+    e->nname[0] = xstrdup(name);
+    e->nparent[0] = parent;
+}
+
+static void ent_free(inode_ent *e)
+{
+    for (int i = 0; i < INO_NAMES; i++)
+        free(e->nname[i]);
+    free(e);
+}
+
+/* This client renamed a regular file: the kernel moved its name. */
+static void ino_renamed(cmount *m, uint64_t ino, uint64_t parent, const char *name)
+{
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (e)
+        ent_add_name(e, parent, name);
+    pthread_mutex_unlock(&m->ino_lock);
+}
+
+static void ino_ref(cmount *m, uint64_t ino, uint64_t parent, const char *name, int isdir)
 {
     pthread_mutex_lock(&m->ino_lock);
     inode_ent *e;
@@ -93,6 +133,8 @@ static void ino_ref(cmount *m, uint64_t ino, uint64_t parent, int isdir)
     e->nlookup++;
     if (isdir && parent)
         e->parent = parent;
+    if (!isdir && parent && name)
+        ent_add_name(e, parent, name);
     m->nlookups++;
     pthread_mutex_unlock(&m->ino_lock);
 }
@@ -108,7 +150,7 @@ static void ino_forget(cmount *m, uint64_t ino, uint64_t n)
         m->nlookups -= k;
         if (e->nlookup == 0) {
             HASH_DEL(m->inodes, e);
-            free(e);
+            ent_free(e);
         }
     }
     pthread_mutex_unlock(&m->ino_lock);
@@ -144,10 +186,112 @@ void cmount_forget_all(cmount *m)
     inode_ent *e, *tmp;
     HASH_ITER(hh, m->inodes, e, tmp) {
         HASH_DEL(m->inodes, e);
-        free(e);
+        ent_free(e);
     }
     m->nlookups = 0;
     pthread_mutex_unlock(&m->ino_lock);
+}
+
+/* ---- the change feed's invalidations (on the feed thread) ---- */
+
+/* FUSE_NOTIFY_INC_EPOCH (kernel protocol 7.44, Linux 6.16): every name
+ * the kernel caches is looked up again before its next use. libfuse 3.14
+ * has no call for it; it is one header written to the device. */
+#define NOTIFY_INC_EPOCH 8
+
+int cmount_kernel_epoch(cmount *m)
+{
+    struct {
+        uint32_t len;
+        int32_t error;
+        uint64_t unique;
+    } h = {sizeof(h), NOTIFY_INC_EPOCH, 0};
+    if (!m->se)
+        return -ENOTCONN;
+    ssize_t n = write(fuse_session_fd(m->se), &h, sizeof(h));
+    if (n < 0)
+        return -errno;
+    return n == (ssize_t)sizeof(h) ? 0 : -EIO;
+}
+
+void cmount_feed_entry(void *ctx, uint64_t parent, const char *name)
+{
+    cmount *m = ctx;
+    log_debug("change feed: name %s in %llu", name, (unsigned long long)parent);
+    dcache_drop(m->dc, parent);
+    if (m->se)
+        fuse_lowlevel_notify_inval_entry(m->se, parent, name, strlen(name));
+}
+
+void cmount_feed_inode(void *ctx, uint64_t ino)
+{
+    cmount *m = ctx;
+    int known = 0, isdir = 0, many = 0;
+    uint64_t np[INO_NAMES];
+    char *nn[INO_NAMES] = {NULL};
+    log_debug("change feed: inode %llu", (unsigned long long)ino);
+    dcache_attr_stale(m->dc, ino);
+    dcache_forget_attr(m->dc, ino);
+    cfile *c = m->fs ? cfs_file_find(m->fs, ino) : NULL;
+    if (c) {
+        cfile_attr_expire(c);
+        cfile_put(c);
+    }
+    pthread_mutex_lock(&m->ino_lock);
+    inode_ent *e;
+    HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (e) {
+        known = 1;
+        isdir = e->have_last && S_ISDIR(e->last.mode);
+        many = e->have_last && e->last.nlink > INO_NAMES;
+        for (int i = 0; i < INO_NAMES; i++) {
+            np[i] = e->nparent[i];
+            nn[i] = e->nname[i] ? xstrdup(e->nname[i]) : NULL;
+        }
+    }
+    pthread_mutex_unlock(&m->ino_lock);
+    if (known && m->se) {
+        /* A directory's cached listing goes too. A regular file's size and
+         * times the kernel keeps itself (writeback cache): its names go, so
+         * that the next lookup replaces its inode; with more links than
+         * are tracked, every name goes. */
+        fuse_lowlevel_notify_inval_inode(m->se, ino, isdir ? 0 : -1, 0);
+        for (int i = 0; i < INO_NAMES; i++) {
+            if (nn[i])
+                fuse_lowlevel_notify_inval_entry(m->se, np[i], nn[i], strlen(nn[i]));
+        }
+        if (many)
+            cmount_kernel_epoch(m);
+    }
+    for (int i = 0; i < INO_NAMES; i++)
+        free(nn[i]);
+}
+
+void cmount_feed_all(void *ctx)
+{
+    cmount *m = ctx;
+    dcache_clear(m->dc);
+    if (m->fs)
+        cfs_ns_changed(m->fs);
+    int rc = cmount_kernel_epoch(m);
+    if (rc < 0)
+        log_warn("cannot make the kernel look names up again: %s", cairn_strerror(rc));
+    pthread_mutex_lock(&m->ino_lock);
+    size_t n = HASH_COUNT(m->inodes), k = 0;
+    uint64_t *inos = malloc((n ? n : 1) * sizeof(*inos));
+    inode_ent *e, *tmp;
+    HASH_ITER(hh, m->inodes, e, tmp) {
+        if (inos)
+            inos[k++] = e->ino;
+    }
+    pthread_mutex_unlock(&m->ino_lock);
+    if (!inos) {
+        log_error("cannot drop the kernel's cached attributes: out of memory");
+        return;
+    }
+    for (size_t i = 0; i < k && m->se; i++)
+        fuse_lowlevel_notify_inval_inode(m->se, inos[i], -1, 0);
+    free(inos);
 }
 
 /* ---- attributes ---- */
@@ -458,23 +602,67 @@ static int flush_noting(cmount *m, uint64_t ino, cfile *c)
     return rc;
 }
 
+/* ---- how long the kernel may keep an answer ----
+ *
+ * While metad's change feed is up (feed.h), the kernel keeps names and
+ * attributes for --coherent-timeout: what another client changes is
+ * invalidated as it happens. An answer is given that long only if the feed
+ * was up and invalidated nothing from the start of the request that built
+ * it: each handler that answers with names or attributes takes the feed's
+ * generation first (req_gen). A handler that does not keeps its thread's
+ * older generation, which can only make an answer short. */
+static __thread uint64_t req_gen;
+
+static void gen_start(cmount *m)
+{
+    req_gen = cfeed_gen(m->feed);
+}
+
+static int long_ok(cmount *m)
+{
+    return m->feed && cfeed_long(m->feed, req_gen);
+}
+
+/* A timeout of 0 (caching off) stays 0. */
+static double attr_ttl(cmount *m)
+{
+    return m->attr_timeout > 0 && long_ok(m) ? m->long_timeout : m->attr_timeout;
+}
+
+static double entry_ttl(cmount *m)
+{
+    return m->entry_timeout > 0 && long_ok(m) ? m->long_timeout : m->entry_timeout;
+}
+
+static double neg_ttl(cmount *m)
+{
+    return m->neg_timeout > 0 && long_ok(m) ? m->long_timeout : m->neg_timeout;
+}
+
+/* Attributes from this mount's own cache, age_ms old. */
+static double cached_attr_ttl(cmount *m, uint64_t age_ms)
+{
+    return m->attr_timeout > 0 && long_ok(m) ? m->long_timeout
+                                              : m->attr_timeout - (double)age_ms / 1000.0;
+}
+
 static void fill_entry(cmount *m, const fs_attr *a, struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof(*e));
     e->ino = a->ino;
     e->generation = entry_gen(m, a);
-    e->attr_timeout = m->attr_timeout;
-    e->entry_timeout = m->entry_timeout;
+    e->attr_timeout = attr_ttl(m);
+    e->entry_timeout = entry_ttl(m);
     fs_attr b = *a;
     overlay(m, &b);
     to_stat(&b, &e->attr);
 }
 
-static void reply_entry(fuse_req_t req, uint64_t parent, const fs_attr *a)
+static void reply_entry(fuse_req_t req, uint64_t parent, const char *name, const fs_attr *a)
 {
     cmount *m = M(req);
     struct fuse_entry_param e;
-    ino_ref(m, a->ino, parent, S_ISDIR(a->mode));
+    ino_ref(m, a->ino, parent, S_ISREG(a->mode) ? name : NULL, S_ISDIR(a->mode));
     fill_entry(m, a, &e);
     if (fuse_reply_entry(req, &e) != 0)
         ino_forget(m, a->ino, 1); /* the kernel did not take the reference */
@@ -576,6 +764,7 @@ static void op_destroy(void *userdata)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     cmount *m = M(req);
+    gen_start(m);
     int rc = name_ok(name);
     if (rc < 0) {
         reply_err(req, rc);
@@ -604,15 +793,16 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     } else {
         rc = mc_lookup(m->meta, parent, name, &in);
     }
-    if (rc == -ENOENT && m->neg_timeout > 0) {
+    double neg = neg_ttl(m);
+    if (rc == -ENOENT && neg > 0) {
         struct fuse_entry_param e;
         memset(&e, 0, sizeof(e));
-        e.entry_timeout = m->neg_timeout;
+        e.entry_timeout = neg;
         fuse_reply_entry(req, &e);
     } else if (rc < 0) {
         reply_err(req, rc);
     } else {
-        reply_entry(req, parent, &in.a);
+        reply_entry(req, parent, name, &in.a);
         if (known != 1)
             mc_inode_clear(&in);
     }
@@ -637,6 +827,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     (void)fi;
     cmount *m = M(req);
+    gen_start(m);
     /* The kernel asks again after its own invalidations (a write, a
      * setattr of another attribute, a close): what metad told this client
      * within the attribute timeout is as good as its answer would be. */
@@ -649,7 +840,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         if (frc == 0) {
             struct stat st;
             to_stat(&a, &st);
-            fuse_reply_attr(req, &st, m->attr_timeout - (double)age / 1000.0);
+            fuse_reply_attr(req, &st, cached_attr_ttl(m, age));
             return;
         }
     }
@@ -660,7 +851,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         struct stat st;
         dir_atime_overlay(m, &da);
         to_stat(&da, &st);
-        fuse_reply_attr(req, &st, m->attr_timeout - (double)dage / 1000.0);
+        fuse_reply_attr(req, &st, cached_attr_ttl(m, dage));
         return;
     }
     mc_inode in;
@@ -687,7 +878,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     overlay(m, &in.a);
     struct stat st;
     to_stat(&in.a, &st);
-    fuse_reply_attr(req, &st, m->attr_timeout);
+    fuse_reply_attr(req, &st, attr_ttl(m));
     mc_inode_clear(&in);
 }
 
@@ -730,6 +921,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 {
     (void)fi;
     cmount *m = M(req);
+    gen_start(m);
     int rc = 0;
     fs_attr out;
     int have = 0;
@@ -797,7 +989,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     if (!have && ctime_restamp(m, ino, &in, &kept)) {
         struct stat st;
         to_stat(&kept, &st);
-        fuse_reply_attr(req, &st, m->attr_timeout);
+        fuse_reply_attr(req, &st, attr_ttl(m));
         return;
     }
     if (in.valid) {
@@ -843,7 +1035,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
             cfile_put(c);
             struct stat st;
             to_stat(&a, &st);
-            fuse_reply_attr(req, &st, m->attr_timeout);
+            fuse_reply_attr(req, &st, attr_ttl(m));
             return;
         }
         if (c && has_m)
@@ -881,7 +1073,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     overlay(m, &out);
     struct stat st;
     to_stat(&out, &st);
-    fuse_reply_attr(req, &st, m->attr_timeout);
+    fuse_reply_attr(req, &st, attr_ttl(m));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -899,6 +1091,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
     cmount *m = M(req);
+    gen_start(m);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     int rc = name_ok(name);
     mc_inode in;
@@ -912,13 +1105,14 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     }
     dc_set(m, parent, name, &in.a);
     dc_dirs(m, &in);
-    reply_entry(req, parent, &in.a);
+    reply_entry(req, parent, name, &in.a);
     mc_inode_clear(&in);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
     cmount *m = M(req);
+    gen_start(m);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     int rc = name_ok(name);
     mc_inode in;
@@ -934,13 +1128,14 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     /* Filling a new directory (cp -a, tar x) looks up each name before
      * creating it: those lookups need not ask metad. */
     dcache_new_dir(m->dc, &in.a);
-    reply_entry(req, parent, &in.a);
+    reply_entry(req, parent, name, &in.a);
     mc_inode_clear(&in);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
     cmount *m = M(req);
+    gen_start(m);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     int rc = name_ok(name);
     if (rc == 0 && strlen(link) > FS_SYMLINK_MAX)
@@ -955,13 +1150,14 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
     }
     dc_set(m, parent, name, &in.a);
     dc_dirs(m, &in);
-    reply_entry(req, parent, &in.a);
+    reply_entry(req, parent, name, &in.a);
     mc_inode_clear(&in);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
     cmount *m = M(req);
+    gen_start(m);
     int rc = name_ok(newname);
     mc_inode in;
     if (rc == 0)
@@ -977,7 +1173,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     dcache_attr_set(m->dc, &in.a);   /* its nlink, under its other names */
     dc_dirs(m, &in);
     dcache_forget_attr(m->dc, in.a.ino);
-    reply_entry(req, newparent, &in.a);
+    reply_entry(req, newparent, newname, &in.a);
     mc_inode_clear(&in);
 }
 
@@ -1042,6 +1238,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
              * named; the moved inode's ctime changed. */
             dc_set(m, parent, name, NULL);
             dc_set(m, newparent, newname, &moved.a);
+            if (S_ISREG(moved.a.mode))
+                ino_renamed(m, moved.a.ino, newparent, newname);
             own_step(m, &moved.a);
             dcache_attr_set(m->dc, &moved.a);
             dcache_forget_attr(m->dc, moved.a.ino);
@@ -1122,6 +1320,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
                       struct fuse_file_info *fi)
 {
     cmount *m = M(req);
+    gen_start(m);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     int rc = name_ok(name);
     mc_inode in;
@@ -1176,7 +1375,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         }
     }
     struct fuse_entry_param e;
-    ino_ref(m, in.a.ino, parent, 0);
+    ino_ref(m, in.a.ino, parent, name, 0);
     fill_entry(m, &in.a, &e);
     fh *h = xcalloc(1, sizeof(*h));
     h->f = c;
@@ -1692,6 +1891,7 @@ static int dh_fill(cmount *m, fuse_ino_t ino, dh *d, uint64_t off)
         size_t n;
         uint64_t next;
         int eof;
+        uint64_t g = cfeed_gen(m->feed);
         int rc = mc_readdir(m->meta, ino, d->cursor, 512, &ents, &n, &next, &eof);
         if (rc < 0)
             return rc;
@@ -1700,6 +1900,8 @@ static int dh_fill(cmount *m, fuse_ino_t ino, dh *d, uint64_t off)
         for (uint64_t i = 0; i < drop; i++)
             free(d->ents[i].name);
         size_t keep = d->n - (size_t)drop;
+        if (keep == 0)
+            d->gen = g;
         mc_dirent *nv = xmalloc((keep + n + 1) * sizeof(mc_dirent));
         if (keep)
             memcpy(nv, d->ents + drop, keep * sizeof(mc_dirent));
@@ -1783,11 +1985,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         size_t need;
         if (plus) {
             struct fuse_entry_param e;
+            /* The window may be older than this request: long only if
+             * nothing was invalidated since it was fetched. */
+            req_gen = d->gen;
             fill_entry(m, &de->a, &e);
             need = fuse_add_direntry_plus(req, out + pos, size - pos, de->name, &e,
                                           (off_t)(want));
             if (need <= size - pos)
-                ino_ref(m, de->a.ino, ino, S_ISDIR(de->a.mode));
+                ino_ref(m, de->a.ino, ino, S_ISREG(de->a.mode) ? de->name : NULL, S_ISDIR(de->a.mode));
         } else {
             struct stat st;
             to_stat(&de->a, &st);
