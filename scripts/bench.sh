@@ -24,6 +24,8 @@
 #   BENCH_DIR=DIR      where the work dir is created (default /var/tmp); it
 #                      must be on the disk you want to measure
 #   BENCH_KEEP=1       keep the work dir (logs, fio output) at exit
+#   BENCH_EXTRA_MOUNT_OPTS="..."  more cairn-mount options (e.g. to compare
+#                      --coherent-timeout 0); the report names them
 #
 # Everything (cluster data, client cache, the local and passthrough targets)
 # lives in one mktemp -d work dir, removed at exit. Needs root: it drops the
@@ -244,7 +246,7 @@ start_cluster() {
   wait_for 30 cluster_up || { echo "bench: metad does not list 3 chunk servers up after 30 s" >&2; return 1; }
 }
 
-MOUNT_OPTS=(--cache-dir "$W/cache" --cache-mem "${CACHE_MEM_MIB}M")
+MOUNT_OPTS=(--cache-dir "$W/cache" --cache-mem "${CACHE_MEM_MIB}M" ${BENCH_EXTRA_MOUNT_OPTS:-})
 
 cairn_mount() {
   "$BIN/cairn-mount" -f "${MOUNT_OPTS[@]}" "$METAD_ADDR" "$W/cairn" \
@@ -641,7 +643,7 @@ BR_JOBS=$JOBS
 BR_REPS=$REPS
 BR_WORK=$W
 BR_ROOT=$ROOT
-BR_MOUNT_OPTS="--cache-mem ${CACHE_MEM_MIB}M, its own --cache-dir and otherwise default options"
+BR_MOUNT_OPTS="--cache-mem ${CACHE_MEM_MIB}M, its own --cache-dir${BENCH_EXTRA_MOUNT_OPTS:+, $BENCH_EXTRA_MOUNT_OPTS} and otherwise default options"
 cmd="make bench"
 for v in BENCH_REPS BENCH_QUICK BENCH_ONLY BENCH_DIR; do
   [ -n "${!v:-}" ] && cmd="$v=${!v} $cmd"
