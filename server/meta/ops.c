@@ -900,8 +900,10 @@ static void h_atimes(httpd_req *rq, void *ctx)
             fs_put_attr_rec(&x, fs_inode_attr(ip), NULL);
             recw_u64(&x, FT_STATUS, ATIMES_CONFLICT);
         } else {
+            uint64_t origin = op->origin;
             memset(op, 0, sizeof(*op));
             op->type = FSOP_SETATTR;
+            op->origin = origin;
             op->ino = items[i].ino;
             op->valid = SA_ATIME | SA_CTIME;
             op->atime = items[i].atime;

@@ -632,6 +632,27 @@ static void test_change_feed(void **state)
     assert_true(feed_has(&f, ROOT, "z"));
     S = f.seq;
 
+    /* Access times written behind by session a: its own change too. */
+    {
+        fs_attr xa;
+        recw item;
+        assert_int_equal(getattr(x, &xa), 0);
+        recw_init(&w, FSREC_REQ);
+        recw_init(&item, FSREC_REQ);
+        recw_u64(&item, FT_INO, x);
+        recw_i64(&item, FT_ATIME, xa.atime + 1000000000LL);
+        recw_i64(&item, FT_CTIME, xa.ctime);
+        fsrec_put_vv(&item, FT_VV, &xa.vv);
+        recw_rec(&w, FT_INODE, &item);
+        recw_free(&item);
+        assert_int_equal(call_err("/v1/atimes", &w, hdr), 0);
+        assert_int_equal(feed_read(F, S, 0, a, &f), 0);
+        assert_true(!f.gap && f.n == 0);
+        assert_int_equal(feed_read(F, S, 0, b, &f), 0);
+        assert_true(feed_has(&f, x, NULL));
+        S = f.seq;
+    }
+
     /* Bad requests change nothing and say so. */
     recw_init(&w, FSREC_REQ);
     recw_u64(&w, FT_WAIT_MS, 60001);
