@@ -68,8 +68,12 @@ typedef struct cmount {
     int aq_stop, aq_running;
     pthread_t aq_thread;
     dir_atime *dir_atimes;   /* directories' queued access times, by inode */
+    int own_perms;           /* no default_permissions: the mount checks (perm.h) */
     pthread_mutex_t ino_lock;
     inode_ent *inodes;
+    fs_attr root_attr;       /* the root's attributes last seen (ino_lock) */
+    int64_t root_ms;
+    int have_root;
     uint64_t nlookups;       /* sum of counts, for tests via metrics */
 } cmount;
 

@@ -51,6 +51,7 @@ static struct {
     int64_t readahead;
     int foreground;
     int allow_other;
+    int default_permissions;
     int writeback;
     int direct_io;
     int local_reads;
@@ -146,6 +147,8 @@ static const opt_def defs[] = {
     {"readahead", 0, OPT_INT, &o.readahead, "8", "CHUNKS", "largest readahead window", 1, 64},
     {"foreground", 'f', OPT_BOOL, &o.foreground, "false", NULL, "stay in the foreground", 0, 0},
     {"allow-other", 0, OPT_BOOL, &o.allow_other, "false", NULL, "let users other than the mounter access the mount", 0, 0},
+    {"default-permissions", 0, OPT_BOOL, &o.default_permissions, "false", NULL,
+     "let the kernel check file permissions (always so with --allow-other or when mounted by a user other than root); otherwise, with only root's processes let in, the mount checks them itself, sparing the kernel's attribute requests before directory changes", 0, 0},
     {"writeback-cache", 0, OPT_BOOL, &o.writeback, "true", NULL,
      "let the kernel buffer writes in its page cache and write them back in offset order (much faster small and random writes); a file another client changed is picked up at the next name lookup (--entry-timeout)", 0, 0},
     {"direct-io", 0, OPT_BOOL, &o.direct_io, "false", NULL, "bypass the kernel page cache for every file", 0, 0},
@@ -429,9 +432,13 @@ int main(int argc, char **argv)
     }
     m.max_write = 1 << 20;
 
+    /* Only the mounter's processes enter a mount without allow_other: for
+     * root, the mount checks permissions itself (perm.h). */
+    m.own_perms = !o.allow_other && !o.default_permissions && geteuid() == 0;
     char fsopts[512];
-    snprintf(fsopts, sizeof(fsopts), "fsname=cairn:%s,subtype=cairn,default_permissions%s%s",
-             addr, o.allow_other ? ",allow_other" : "", read_only ? ",ro" : "");
+    snprintf(fsopts, sizeof(fsopts), "fsname=cairn:%s,subtype=cairn%s%s%s", addr,
+             m.own_perms ? "" : ",default_permissions", o.allow_other ? ",allow_other" : "",
+             read_only ? ",ro" : "");
     char *fargv[] = {"cairn-mount", "-o", fsopts, o.debug_fuse ? "-d" : NULL, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(o.debug_fuse ? 4 : 3, fargv);
     se = fuse_session_new(&args, cmount_ops(), sizeof(struct fuse_lowlevel_ops), &m);

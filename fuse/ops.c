@@ -5,6 +5,7 @@
  * is translated once by reply_err.
  */
 #include "fuse/cmount.h"
+#include "fuse/perm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +37,8 @@ struct inode_ent {
     unsigned opendirs;       /* directory handles open on this client */
     fs_attr last;            /* attributes last given to the kernel */
     int have_last;
+    int64_t last_ms;         /* when (monotonic) */
+    int last_stale;          /* another client changed it since (change feed) */
     vv kvv;                  /* VV of the attributes last given to the kernel */
     int have_kvv;
     uint32_t kgen;           /* added to metad's generation, see entry_gen */
@@ -240,8 +243,11 @@ void cmount_feed_inode(void *ctx, uint64_t ino)
     pthread_mutex_lock(&m->ino_lock);
     inode_ent *e;
     HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+    if (ino == FS_ROOT_INO)
+        m->have_root = 0;
     if (e) {
         known = 1;
+        e->last_stale = 1;
         isdir = e->have_last && S_ISDIR(e->last.mode);
         many = e->have_last && e->last.nlink > INO_NAMES;
         for (int i = 0; i < INO_NAMES; i++) {
@@ -386,6 +392,13 @@ static void remember_attr(cmount *m, const fs_attr *a)
     if (e) {
         e->last = *a;
         e->have_last = 1;
+        e->last_ms = now_mono_ms();
+        e->last_stale = 0;
+    }
+    if (a->ino == FS_ROOT_INO) {
+        m->root_attr = *a;
+        m->root_ms = now_mono_ms();
+        m->have_root = 1;
     }
     pthread_mutex_unlock(&m->ino_lock);
 }
@@ -442,6 +455,8 @@ static uint64_t entry_gen(cmount *m, const fs_attr *a)
         kgen = e->kgen;
         e->last = *a;
         e->have_last = 1;
+        e->last_ms = now_mono_ms();
+        e->last_stale = 0;
     }
     pthread_mutex_unlock(&m->ino_lock);
     /* The kernel keeps and compares generations as 32-bit values. */
@@ -525,9 +540,16 @@ static int privs_to_kill(const fs_attr *a, uint32_t *nm)
     return S_ISREG(a->mode) && *nm != mode;
 }
 
+/* Whether a write or truncate by the caller leaves set-user/group-ID bits:
+ * root with CAP_FSETID (read from /proc only for such a file). */
 static int caller_keeps_privs(fuse_req_t req)
 {
-    return fuse_req_ctx(req)->uid == 0;
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    if (c->uid != 0)
+        return 0;
+    perm_who w;
+    perm_who_init(&w, req, c->uid, c->gid, c->pid);
+    return perm_capable(&w, PERM_CAP_FSETID);
 }
 
 /* ino's attributes as this client shows them (its own unflushed changes
@@ -564,11 +586,11 @@ static void setattr_answered(cmount *m, uint64_t ino, cfile *c, const vv *before
 static void kill_privs(fuse_req_t req, uint64_t ino, cfile *c)
 {
     cmount *m = M(req);
-    if (!m->killpriv || caller_keeps_privs(req))
+    if (!m->killpriv)
         return;
     fs_attr a;
     uint32_t nm;
-    if (known_attr(m, ino, &a) < 0 || !privs_to_kill(&a, &nm))
+    if (known_attr(m, ino, &a) < 0 || !privs_to_kill(&a, &nm) || caller_keeps_privs(req))
         return;
     if (!c || !cfile_fold_attrs(c, 1, nm, 0, 0, 0, 0)) {
         mc_setattr_in in = {.valid = SA_MODE, .mode = nm};
@@ -600,6 +622,228 @@ static int flush_noting(cmount *m, uint64_t ino, cfile *c)
     if (rc == 0)
         note_own_vv(m, ino, c, &before);
     return rc;
+}
+
+/* ---- permission checks (mounts without default_permissions, perm.h) ---- */
+
+static void who_of(fuse_req_t req, perm_who *w)
+{
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    perm_who_init(w, req, c->uid, c->gid, c->pid);
+}
+
+/* Mode, owner and group of ino for a check: what was last given to the
+ * kernel while fresh (the change feed up, or within the attribute
+ * timeout, and not changed by another client since), else metad's. */
+static int perm_attr(cmount *m, uint64_t ino, fs_attr *a)
+{
+    int64_t now = now_mono_ms();
+    int64_t max_ms = (int64_t)(m->attr_timeout * 1000.0);
+    int coherent = m->feed && cfeed_long(m->feed, cfeed_gen(m->feed));
+    int ok = 0;
+    pthread_mutex_lock(&m->ino_lock);
+    if (ino == FS_ROOT_INO) {
+        if (m->have_root && (coherent || now - m->root_ms < max_ms)) {
+            *a = m->root_attr;
+            ok = 1;
+        }
+    } else {
+        inode_ent *e;
+        HASH_FIND(hh, m->inodes, &ino, sizeof(ino), e);
+        if (e && e->have_last && !e->last_stale && (coherent || now - e->last_ms < max_ms)) {
+            *a = e->last;
+            ok = 1;
+        }
+    }
+    pthread_mutex_unlock(&m->ino_lock);
+    if (ok)
+        return 0;
+    mc_inode in;
+    int rc = mc_getattr(m->meta, ino, NULL, &in);
+    if (rc < 0)
+        return rc == -ENOENT ? -ESTALE : rc;
+    remember_attr(m, &in.a);
+    *a = in.a;
+    mc_inode_clear(&in);
+    return 0;
+}
+
+/* 0, or the error to answer: may the caller access ino for mask. Always 0
+ * when the kernel checks (default_permissions). */
+static int may(cmount *m, perm_who *w, uint64_t ino, int mask)
+{
+    if (!m->own_perms)
+        return 0;
+    fs_attr a;
+    int rc = perm_attr(m, ino, &a);
+    if (rc < 0)
+        return rc;
+    return perm_access(w, a.mode, a.uid, a.gid, mask);
+}
+
+/* A directory operation that adds or removes names in dir. */
+static int may_change_dir(fuse_req_t req, uint64_t dir)
+{
+    cmount *m = M(req);
+    if (!m->own_perms)
+        return 0;
+    perm_who w;
+    who_of(req, &w);
+    return may(m, &w, dir, PERM_W | PERM_X);
+}
+
+#ifndef __FMODE_EXEC
+#define __FMODE_EXEC 040
+#endif
+
+/* What opening with flags asks for. */
+static int open_mask(int flags)
+{
+    int mask = 0;
+    if (flags & __FMODE_EXEC)
+        return PERM_X;
+    switch (flags & O_ACCMODE) {
+    case O_RDONLY: mask = PERM_R; break;
+    case O_WRONLY: mask = PERM_W; break;
+    default: mask = PERM_R | PERM_W; break;
+    }
+    if (flags & O_TRUNC)
+        mask |= PERM_W;
+    return mask;
+}
+
+static int may_open_attr(fuse_req_t req, const fs_attr *a, int flags)
+{
+    cmount *m = M(req);
+    if (!m->own_perms)
+        return 0;
+    perm_who w;
+    who_of(req, &w);
+    return perm_access(&w, a->mode, a->uid, a->gid, open_mask(flags));
+}
+
+static int may_open(fuse_req_t req, uint64_t ino, int flags)
+{
+    cmount *m = M(req);
+    if (!m->own_perms)
+        return 0;
+    perm_who w;
+    who_of(req, &w);
+    return may(m, &w, ino, open_mask(flags));
+}
+
+/* A setattr: chmod and utimes with explicit times by the owner (or
+ * CAP_FOWNER), chown by CAP_CHOWN (the owner may change the group to one
+ * of its own), truncate by path and utimes to now with write permission.
+ * Clears S_ISGID from a new mode when the caller is not in the file's
+ * group (nor has CAP_FSETID). The kernel's own flushes of a written
+ * file's mtime and ctime are not checked. */
+static int may_setattr(fuse_req_t req, uint64_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    cmount *m = M(req);
+    int checked = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+                  FUSE_SET_ATTR_ATIME | (fi ? 0 : FUSE_SET_ATTR_SIZE);
+    if (!m->own_perms || !(to_set & checked))
+        return 0;
+    perm_who w;
+    who_of(req, &w);
+    fs_attr a;
+    int rc = perm_attr(m, ino, &a);
+    if (rc < 0)
+        return rc;
+    int owner = w.uid == a.uid;
+    if ((to_set & FUSE_SET_ATTR_MODE) && !owner && !perm_capable(&w, PERM_CAP_FOWNER))
+        return -EPERM;
+    if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != a.uid &&
+        !perm_capable(&w, PERM_CAP_CHOWN))
+        return -EPERM;
+    if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid == a.uid && !owner &&
+        !perm_capable(&w, PERM_CAP_CHOWN))
+        return -EPERM;
+    if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != a.gid &&
+        !((owner && perm_in_group(&w, attr->st_gid)) || perm_capable(&w, PERM_CAP_CHOWN)))
+        return -EPERM;
+    if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid == a.gid && !owner &&
+        !perm_capable(&w, PERM_CAP_CHOWN))
+        return -EPERM;
+    if ((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID) &&
+        !perm_in_group(&w, (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : a.gid) &&
+        !perm_capable(&w, PERM_CAP_FSETID))
+        attr->st_mode &= ~(mode_t)S_ISGID;
+    if ((to_set & FUSE_SET_ATTR_SIZE) && !fi &&
+        (rc = perm_access(&w, a.mode, a.uid, a.gid, PERM_W)) < 0)
+        return rc;
+    if (to_set & FUSE_SET_ATTR_ATIME) {
+        int now = (to_set & FUSE_SET_ATTR_ATIME_NOW) &&
+                  (!(to_set & FUSE_SET_ATTR_MTIME) || (to_set & FUSE_SET_ATTR_MTIME_NOW));
+        if (!owner && !perm_capable(&w, PERM_CAP_FOWNER)) {
+            if (!now)
+                return -EPERM;
+            if ((rc = perm_access(&w, a.mode, a.uid, a.gid, PERM_W)) < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* xattrs: the kernel leaves user.* (and names outside its namespaces, such
+ * as cairn.*) to inode permissions: read to get, write to set or remove. */
+static int may_xattr(fuse_req_t req, uint64_t ino, const char *name, int mask)
+{
+    cmount *m = M(req);
+    if (!m->own_perms || (strncmp(name, "user.", 5) != 0 && strncmp(name, "cairn.", 6) != 0))
+        return 0;
+    perm_who w;
+    who_of(req, &w);
+    return may(m, &w, ino, mask);
+}
+
+/* access(2) and chdir: asked of the mount without default_permissions. */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    cmount *m = M(req);
+    int rc = 0;
+    if (m->own_perms && (mask & (R_OK | W_OK | X_OK))) {
+        perm_who w;
+        who_of(req, &w);
+        rc = may(m, &w, ino, mask & (R_OK | W_OK | X_OK));
+    }
+    reply_ino_err(req, rc);
+}
+
+/* A rename: both directories change; a directory moved to another one
+ * also changes (its ".."), which needs write permission on it. */
+static int may_rename(fuse_req_t req, uint64_t parent, const char *name, uint64_t newparent,
+                      const char *newname, unsigned flags)
+{
+    cmount *m = M(req);
+    if (!m->own_perms)
+        return 0;
+    perm_who w;
+    who_of(req, &w);
+    int rc = may(m, &w, parent, PERM_W | PERM_X);
+    if (rc == 0 && newparent != parent)
+        rc = may(m, &w, newparent, PERM_W | PERM_X);
+    if (rc < 0 || newparent == parent)
+        return rc;
+    for (int side = 0; side < ((flags & RENAME_EXCHANGE) ? 2 : 1); side++) {
+        fs_attr a;
+        int known = dcache_lookup(m->dc, side ? newparent : parent, side ? newname : name, &a);
+        if (known < 0) {
+            mc_inode in;
+            rc = mc_lookup(m->meta, side ? newparent : parent, side ? newname : name, &in);
+            if (rc < 0)
+                return rc;
+            a = in.a;
+            mc_inode_clear(&in);
+        } else if (known == 0) {
+            return -ENOENT;
+        }
+        if (S_ISDIR(a.mode) && (rc = perm_access(&w, a.mode, a.uid, a.gid, PERM_W)) < 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* ---- how long the kernel may keep an answer ----
@@ -770,6 +1014,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         reply_err(req, rc);
         return;
     }
+    if (m->own_perms) {
+        perm_who w;
+        who_of(req, &w);
+        if ((rc = may(m, &w, parent, PERM_X)) < 0) {
+            reply_err(req, rc);
+            return;
+        }
+    }
     /* A fresh listing answers without metad; a regular file this client
      * has state for is asked about, since that state may be newer. */
     fs_attr ca;
@@ -922,7 +1174,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     (void)fi;
     cmount *m = M(req);
     gen_start(m);
-    int rc = 0;
+    int rc = may_setattr(req, ino, attr, to_set, fi);
+    if (rc < 0) {
+        reply_ino_err(req, rc);
+        return;
+    }
     fs_attr out;
     int have = 0;
     if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -974,13 +1230,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     }
     /* A chown of a regular file clears set-user/group-ID for every caller,
      * a truncate for callers without CAP_FSETID (see kill_privs). */
-    if (m->killpriv && !(in.valid & SA_MODE) &&
-        ((in.valid & (SA_UID | SA_GID)) || (have && !caller_keeps_privs(req)))) {
+    if (m->killpriv && !(in.valid & SA_MODE) && ((in.valid & (SA_UID | SA_GID)) || have)) {
         fs_attr cur;
         uint32_t nm;
         if (have)
             cur = out;   /* the truncate's answer */
-        if ((have || known_attr(m, ino, &cur) == 0) && privs_to_kill(&cur, &nm)) {
+        if ((have || known_attr(m, ino, &cur) == 0) && privs_to_kill(&cur, &nm) &&
+            ((in.valid & (SA_UID | SA_GID)) || !caller_keeps_privs(req))) {
             in.valid |= SA_MODE;
             in.mode = nm;
         }
@@ -1096,6 +1352,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     int rc = name_ok(name);
     mc_inode in;
     if (rc == 0)
+        rc = may_change_dir(req, parent);
+    if (rc == 0)
         rc = mc_create(m->meta, "mknod", parent, name, mode, ctx->uid, ctx->gid, rdev, FSC_EXCL,
                        &in);
     if (rc < 0) {
@@ -1116,6 +1374,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     int rc = name_ok(name);
     mc_inode in;
+    if (rc == 0)
+        rc = may_change_dir(req, parent);
     if (rc == 0)
         rc = mc_mkdir(m->meta, parent, name, S_IFDIR | (mode & 07777), ctx->uid, ctx->gid, &in);
     if (rc < 0) {
@@ -1142,6 +1402,8 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
         rc = -ENAMETOOLONG;
     mc_inode in;
     if (rc == 0)
+        rc = may_change_dir(req, parent);
+    if (rc == 0)
         rc = mc_symlink(m->meta, parent, name, link, ctx->uid, ctx->gid, &in);
     if (rc < 0) {
         dcache_drop(m->dc, parent);
@@ -1160,6 +1422,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     gen_start(m);
     int rc = name_ok(newname);
     mc_inode in;
+    if (rc == 0)
+        rc = may_change_dir(req, newparent);
     if (rc == 0)
         rc = mc_link(m->meta, ino, newparent, newname, &in);
     cfs_ns_changed(m->fs);
@@ -1180,6 +1444,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     int rc = name_ok(name);
+    if (rc == 0)
+        rc = may_change_dir(req, parent);
     if (rc == 0) {
         cmount *m = M(req);
         size_t nrel;
@@ -1210,6 +1476,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     int rc = name_ok(name);
     if (rc == 0)
+        rc = may_change_dir(req, parent);
+    if (rc == 0)
         rc = mc_rmdir(M(req)->meta, parent, name);
     if (rc == 0)
         dc_set(M(req), parent, name, NULL);
@@ -1226,6 +1494,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         rc = name_ok(newname);
     if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
         rc = -EINVAL;
+    if (rc == 0)
+        rc = may_rename(req, parent, name, newparent, newname, flags);
     if (rc == 0) {
         cmount *m = M(req);
         size_t nrel;
@@ -1292,10 +1562,15 @@ static void open_reply(fuse_req_t req, cmount *m, cfile *c, uint64_t ino,
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     cmount *m = M(req);
+    int rc = may_open(req, ino, fi->flags);
+    if (rc < 0) {
+        reply_ino_err(req, rc);
+        return;
+    }
     cfile *c = cfs_file(m->fs, ino);
     int changed = 0;
     int first = csession_opened(m->session, ino);
-    int rc = cfile_open(c, &changed, first && csession_active(m->session));
+    rc = cfile_open(c, &changed, first && csession_active(m->session));
     if (rc == 0 && (fi->flags & O_TRUNC)) {
         fs_attr a;
         rc = cfile_truncate(c, 0, &a);
@@ -1325,6 +1600,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     int rc = name_ok(name);
     mc_inode in;
     if (rc == 0)
+        rc = may_change_dir(req, parent);
+    if (rc == 0)
         rc = mc_create_open(m->meta, parent, name, S_IFREG | (mode & 07777), ctx->uid, ctx->gid,
                             (fi->flags & O_EXCL) ? FSC_EXCL : 0, &in);
     if (rc < 0) {
@@ -1351,7 +1628,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         if ((fi->flags & O_ACCMODE) != O_RDONLY)
             cfile_set_fresh(c);
     } else {
-        rc = cfile_open(c, &changed, 0);
+        /* An existing file (created by another client meanwhile): opened
+         * as it is, if the caller may. */
+        rc = may_open_attr(req, &in.a, fi->flags & ~O_CREAT);
+        if (rc == 0)
+            rc = cfile_open(c, &changed, 0);
         if (rc == 0 && (fi->flags & O_TRUNC)) {
             fs_attr a;
             rc = cfile_truncate(c, 0, &a);
@@ -1858,6 +2139,11 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    int rc = may_open(req, ino, fi->flags & ~O_TRUNC);
+    if (rc < 0) {
+        reply_ino_err(req, rc);
+        return;
+    }
     dh *d = xcalloc(1, sizeof(*d));
     pthread_mutex_init(&d->lock, NULL);
     d->first = 3;
@@ -2112,6 +2398,11 @@ static int virtual_xattr(cmount *m, fuse_ino_t ino, const char *name, char *out,
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     cmount *m = M(req);
+    int prc = may_xattr(req, ino, name, PERM_R);
+    if (prc < 0) {
+        reply_ino_err(req, prc);
+        return;
+    }
     char vbuf[VV_TEXT_MAX + CHUNK_ID_HEX + 1];
     size_t vlen = 0;
     int v = virtual_xattr(m, ino, name, vbuf, &vlen);
@@ -2172,6 +2463,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
     if (is_acl(name)) {
         reply_err(req, -EOPNOTSUPP);
+        return;
+    }
+    int prc = may_xattr(req, ino, name, PERM_W);
+    if (prc < 0) {
+        reply_ino_err(req, prc);
         return;
     }
     if (strncmp(name, "cairn.", 6) == 0 &&
@@ -2242,7 +2538,12 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-    int rc = mc_xattr_remove(M(req)->meta, ino, name);
+    int rc = may_xattr(req, ino, name, PERM_W);
+    if (rc < 0) {
+        reply_ino_err(req, rc);
+        return;
+    }
+    rc = mc_xattr_remove(M(req)->meta, ino, name);
     cfs_ns_changed(M(req)->fs);
     dcache_attr_stale(M(req)->dc, ino);
     dcache_forget_attr(M(req)->dc, ino);
@@ -2380,6 +2681,7 @@ static const struct fuse_lowlevel_ops ops = {
     .fsync = op_fsync,
     .release = op_release,
     .opendir = op_opendir,
+    .access = op_access,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,
     .releasedir = op_releasedir,
