@@ -40,6 +40,7 @@ struct cfeed {
     pthread_mutex_t lock;
     pthread_cond_t cv;
     int stop;
+    int starting;            /* the mount caches nothing yet (cfeed_wait_up) */
     /* atomics */
     uint64_t gen;
     int up;
@@ -71,6 +72,16 @@ static void bump(cfeed *f)
     __atomic_add_fetch(&f->gen, 1, __ATOMIC_ACQ_REL);
 }
 
+/* The first answer, before the mount caches anything: nothing can be
+ * stale, so no settling time. */
+static int quiet_start(cfeed *f)
+{
+    pthread_mutex_lock(&f->lock);
+    int q = f->starting;
+    pthread_mutex_unlock(&f->lock);
+    return q;
+}
+
 static void go_down(cfeed *f, const char *why)
 {
     if (!__atomic_load_n(&f->up, __ATOMIC_ACQUIRE))
@@ -88,7 +99,22 @@ static void set_up(cfeed *f)
     if (!__atomic_load_n(&f->up, __ATOMIC_ACQUIRE)) {
         __atomic_store_n(&f->up, 1, __ATOMIC_RELEASE);
         log_info("change feed from metad up");
+        pthread_mutex_lock(&f->lock);
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->lock);
     }
+}
+
+int cfeed_wait_up(cfeed *f, int64_t ms)
+{
+    struct timespec dl = mono_deadline(ms * 1000000LL);
+    pthread_mutex_lock(&f->lock);
+    while (!f->stop && !__atomic_load_n(&f->up, __ATOMIC_ACQUIRE) &&
+           pthread_cond_timedwait(&f->cv, &f->lock, &dl) != ETIMEDOUT)
+        ;
+    f->starting = 0;
+    pthread_mutex_unlock(&f->lock);
+    return __atomic_load_n(&f->up, __ATOMIC_ACQUIRE);
 }
 
 /* One change record: 0 with its parts (*name NULL for an inode record;
@@ -143,7 +169,10 @@ static int apply_answer(cfeed *f, const httpc_resp *resp, uint64_t *feed, uint64
          * or this is the first answer): drop everything, go on from here. */
         if (n)
             return -1;
-        bump(f);
+        if (quiet_start(f))
+            __atomic_add_fetch(&f->gen, 1, __ATOMIC_ACQ_REL);
+        else
+            bump(f);
         f->ops.all(f->ctx);
         __atomic_add_fetch(&f->gaps, 1, __ATOMIC_RELAXED);
         *feed = nf;
@@ -258,7 +287,8 @@ cfeed *cfeed_start(const char *addr, mc *m, uint64_t wait_ms, uint64_t settle_ms
     f->m = m;
     f->wait_ms = wait_ms;
     f->settle_ms = (int64_t)settle_ms;
-    f->last_bump_ms = now_mono_ms();
+    f->last_bump_ms = now_mono_ms() - f->settle_ms;
+    f->starting = 1;
     f->ops = *ops;
     f->ctx = ctx;
     pthread_mutex_init(&f->lock, NULL);

@@ -49,6 +49,10 @@ typedef struct cfeed_ops {
  * NULL on a bad argument. */
 cfeed *cfeed_start(const char *addr, mc *m, uint64_t wait_ms, uint64_t settle_ms,
                    const cfeed_ops *ops, void *ctx);
+/* Wait up to ms for the feed to be up; call it before the mount answers
+ * anything: a first answer that comes meanwhile starts the feed without
+ * the settling time (nothing cached can be stale). 1 when up. */
+int cfeed_wait_up(cfeed *f, int64_t ms);
 /* Ask the thread to stop after its request (metad answers a waiting
  * request at once when the session ends: call this before ending it). */
 void cfeed_quit(cfeed *f);

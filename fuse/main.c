@@ -343,6 +343,9 @@ static void start_feed(cmount *m, const char *addr)
     if (!m->feed)
         log_warn("cannot follow the change feed: names and attributes are cached for "
                  "--entry-timeout and --attr-timeout only");
+    else if (!cfeed_wait_up(m->feed, FEED_WAIT_MS))
+        log_warn("the change feed is not up yet: names and attributes are cached briefly "
+                 "until it is");
 }
 
 int main(int argc, char **argv)

@@ -286,7 +286,9 @@ void cmount_feed_all(void *ctx)
     size_t n = HASH_COUNT(m->inodes), k = 0;
     uint64_t *inos = malloc((n ? n : 1) * sizeof(*inos));
     inode_ent *e, *tmp;
+    m->have_root = 0;
     HASH_ITER(hh, m->inodes, e, tmp) {
+        e->last_stale = 1;
         if (inos)
             inos[k++] = e->ino;
     }
