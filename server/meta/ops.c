@@ -1156,6 +1156,12 @@ void metad_global_headers(httpd_req *req, void *ctx)
     httpd_add_header(req, "Cairn-Epoch", v);
 }
 
+/* One series without labels: its TYPE line and its value. */
+static void metric_u64(buf *out, const char *type, const char *name, uint64_t v)
+{
+    buf_printf(out, "# TYPE %s %s\n%s %" PRIu64 "\n", name, type, name, v);
+}
+
 void metad_metrics(buf *out, void *ctx)
 {
     static const char *const opnames[] = {
@@ -1237,31 +1243,18 @@ void metad_metrics(buf *out, void *ctx)
                "\ncairn_metad_servers{state=\"draining\"} %" PRIu64
                "\ncairn_metad_servers{state=\"full\"} %" PRIu64 "\n", cc.up, cc.down,
                cc.draining, cc.full);
-    buf_printf(out, "# TYPE cairn_metad_capacity_bytes gauge\n"
-               "cairn_metad_capacity_bytes %" PRIu64 "\n", cc.capacity);
-    buf_printf(out, "# TYPE cairn_metad_used_bytes gauge\ncairn_metad_used_bytes %" PRIu64 "\n",
-               cc.used);
-    buf_printf(out, "# TYPE cairn_metad_epoch gauge\ncairn_metad_epoch %" PRIu64 "\n",
-               cluster_epoch(m->cl));
-    buf_printf(out, "# TYPE cairn_metad_sessions gauge\ncairn_metad_sessions %" PRIu64 "\n",
-               ss.live);
-    buf_printf(out, "# TYPE cairn_metad_session_holds gauge\ncairn_metad_session_holds %" PRIu64
-               "\n", ss.holds);
-    buf_printf(out, "# TYPE cairn_metad_sessions_opened_total counter\n"
-               "cairn_metad_sessions_opened_total %" PRIu64 "\n", ss.opened);
-    buf_printf(out, "# TYPE cairn_metad_sessions_expired_total counter\n"
-               "cairn_metad_sessions_expired_total %" PRIu64 "\n", ss.expired);
-    buf_printf(out, "# TYPE cairn_metad_orphans gauge\ncairn_metad_orphans %" PRIu64 "\n",
-               fc.orphans);
-    buf_printf(out, "# TYPE cairn_metad_orphans_freed_total counter\n"
-               "cairn_metad_orphans_freed_total %" PRIu64 "\n",
+    metric_u64(out, "gauge", "cairn_metad_capacity_bytes", cc.capacity);
+    metric_u64(out, "gauge", "cairn_metad_used_bytes", cc.used);
+    metric_u64(out, "gauge", "cairn_metad_epoch", cluster_epoch(m->cl));
+    metric_u64(out, "gauge", "cairn_metad_sessions", ss.live);
+    metric_u64(out, "gauge", "cairn_metad_session_holds", ss.holds);
+    metric_u64(out, "counter", "cairn_metad_sessions_opened_total", ss.opened);
+    metric_u64(out, "counter", "cairn_metad_sessions_expired_total", ss.expired);
+    metric_u64(out, "gauge", "cairn_metad_orphans", fc.orphans);
+    metric_u64(out, "counter", "cairn_metad_orphans_freed_total",
                __atomic_load_n(&m->orphans_freed, __ATOMIC_RELAXED));
-    buf_printf(out, "# TYPE cairn_metad_changes_total counter\n"
-               "cairn_metad_changes_total %" PRIu64 "\n", chs.appended);
-    buf_printf(out, "# TYPE cairn_metad_change_answers_total counter\n"
-               "cairn_metad_change_answers_total %" PRIu64 "\n", chs.answers);
-    buf_printf(out, "# TYPE cairn_metad_change_gaps_total counter\n"
-               "cairn_metad_change_gaps_total %" PRIu64 "\n", chs.gaps);
-    buf_printf(out, "# TYPE cairn_metad_change_readers gauge\n"
-               "cairn_metad_change_readers %" PRIu64 "\n", chs.waiting);
+    metric_u64(out, "counter", "cairn_metad_changes_total", chs.appended);
+    metric_u64(out, "counter", "cairn_metad_change_answers_total", chs.answers);
+    metric_u64(out, "counter", "cairn_metad_change_gaps_total", chs.gaps);
+    metric_u64(out, "gauge", "cairn_metad_change_readers", chs.waiting);
 }
