@@ -220,6 +220,24 @@ static int stopping(cfeed *f)
     return s;
 }
 
+/* POST /v1/changes with body w (freed here) as the mount's session. */
+static int post_changes(cfeed *f, recw *w, int timeout_ms, httpc_resp *resp)
+{
+    size_t blen;
+    char sh[64];
+    const char *hdrs[3] = {"Content-Type: application/x-cairn-record", NULL, NULL};
+    uint64_t sid = mc_session(f->m);
+
+    if (sid) {
+        snprintf(sh, sizeof(sh), "Cairn-Session: %" PRIu64, sid);
+        hdrs[1] = sh;
+    }
+    const uint8_t *body = recw_finish(w, &blen);
+    int rc = httpc_do(f->http, "POST", f->url, hdrs, body, blen, timeout_ms, resp);
+    recw_free(w);
+    return rc;
+}
+
 static void *feed_main(void *arg)
 {
     cfeed *f = arg;
@@ -227,27 +245,14 @@ static void *feed_main(void *arg)
 
     while (!stopping(f)) {
         recw w;
-        size_t blen;
-        const uint8_t *body;
-        char sh[64];
-        const char *hdrs[3] = {"Content-Type: application/x-cairn-record", NULL, NULL};
-        uint64_t sid = mc_session(f->m);
         uint64_t wait = feed ? f->wait_ms : 0;
         httpc_resp resp;
-        int rc;
 
-        if (sid) {
-            snprintf(sh, sizeof(sh), "Cairn-Session: %" PRIu64, sid);
-            hdrs[1] = sh;
-        }
         recw_init(&w, FSREC_REQ);
         recw_u64(&w, FT_FEED, feed);
         recw_u64(&w, FT_SEQ, since);
         recw_u64(&w, FT_WAIT_MS, wait);
-        body = recw_finish(&w, &blen);
-        rc = httpc_do(f->http, "POST", f->url, hdrs, body, blen,
-                      (int)(wait + FEED_GRACE_MS), &resp);
-        recw_free(&w);
+        int rc = post_changes(f, &w, (int)(wait + FEED_GRACE_MS), &resp);
         if (rc == 0 && resp.status == 200 && apply_answer(f, &resp, &feed, &since) == 0) {
             httpc_resp_free(&resp);
             __atomic_add_fetch(&f->answers, 1, __ATOMIC_RELAXED);
@@ -320,21 +325,14 @@ void cfeed_stop(cfeed *f)
         return;
     cfeed_quit(f);
     /* Ask metad to answer this session's waiting request now. */
-    uint64_t sid = mc_session(f->m);
-    if (sid) {
+    if (mc_session(f->m)) {
         recw w;
-        size_t blen;
-        char sh[64];
-        const char *hdrs[3] = {"Content-Type: application/x-cairn-record", sh, NULL};
         httpc_resp resp;
 
-        snprintf(sh, sizeof(sh), "Cairn-Session: %" PRIu64, sid);
         recw_init(&w, FSREC_REQ);
         recw_u64(&w, FT_FLAGS, CHANGES_KICK);
-        const uint8_t *body = recw_finish(&w, &blen);
-        if (httpc_do(f->http, "POST", f->url, hdrs, body, blen, 2000, &resp) == 0)
+        if (post_changes(f, &w, 2000, &resp) == 0)
             httpc_resp_free(&resp);
-        recw_free(&w);
     }
     /* A request waiting at metad ends within wait_ms + the grace. */
     pthread_join(f->thread, NULL);

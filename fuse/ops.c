@@ -386,17 +386,22 @@ static void dir_opened(cmount *m, uint64_t ino, int delta)
     pthread_mutex_unlock(&m->ino_lock);
 }
 
+/* ino_lock held. */
+static void ent_set_last(inode_ent *e, const fs_attr *a)
+{
+    e->last = *a;
+    e->have_last = 1;
+    e->last_ms = now_mono_ms();
+    e->last_stale = 0;
+}
+
 static void remember_attr(cmount *m, const fs_attr *a)
 {
     pthread_mutex_lock(&m->ino_lock);
     inode_ent *e;
     HASH_FIND(hh, m->inodes, &a->ino, sizeof(a->ino), e);
-    if (e) {
-        e->last = *a;
-        e->have_last = 1;
-        e->last_ms = now_mono_ms();
-        e->last_stale = 0;
-    }
+    if (e)
+        ent_set_last(e, a);
     if (a->ino == FS_ROOT_INO) {
         m->root_attr = *a;
         m->root_ms = now_mono_ms();
@@ -455,10 +460,7 @@ static uint64_t entry_gen(cmount *m, const fs_attr *a)
         /* Otherwise the kernel's inode stays as it is (kvv unchanged), and
          * a later lookup without open handles replaces it. */
         kgen = e->kgen;
-        e->last = *a;
-        e->have_last = 1;
-        e->last_ms = now_mono_ms();
-        e->last_stale = 0;
+        ent_set_last(e, a);
     }
     pthread_mutex_unlock(&m->ino_lock);
     /* The kernel keeps and compares generations as 32-bit values. */
@@ -729,9 +731,9 @@ static int may_open(fuse_req_t req, uint64_t ino, int flags)
     cmount *m = M(req);
     if (!m->own_perms)
         return 0;
-    perm_who w;
-    who_of(req, &w);
-    return may(m, &w, ino, open_mask(flags));
+    fs_attr a;
+    int rc = perm_attr(m, ino, &a);
+    return rc < 0 ? rc : may_open_attr(req, &a, flags);
 }
 
 /* A setattr: chmod and utimes with explicit times by the owner (or
@@ -757,16 +759,13 @@ static int may_setattr(fuse_req_t req, uint64_t ino, struct stat *attr, int to_s
     int owner = w.uid == a.uid;
     if ((to_set & FUSE_SET_ATTR_MODE) && !owner && !perm_capable(&w, PERM_CAP_FOWNER))
         return -EPERM;
-    if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != a.uid &&
+    /* The owner may "change" the owner to itself and the group to one of
+     * its own; anything else needs CAP_CHOWN. */
+    if ((to_set & FUSE_SET_ATTR_UID) && (attr->st_uid != a.uid || !owner) &&
         !perm_capable(&w, PERM_CAP_CHOWN))
         return -EPERM;
-    if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid == a.uid && !owner &&
-        !perm_capable(&w, PERM_CAP_CHOWN))
-        return -EPERM;
-    if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != a.gid &&
-        !((owner && perm_in_group(&w, attr->st_gid)) || perm_capable(&w, PERM_CAP_CHOWN)))
-        return -EPERM;
-    if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid == a.gid && !owner &&
+    if ((to_set & FUSE_SET_ATTR_GID) &&
+        !(owner && (attr->st_gid == a.gid || perm_in_group(&w, attr->st_gid))) &&
         !perm_capable(&w, PERM_CAP_CHOWN))
         return -EPERM;
     if ((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID) &&
@@ -2280,7 +2279,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             need = fuse_add_direntry_plus(req, out + pos, size - pos, de->name, &e,
                                           (off_t)(want));
             if (need <= size - pos)
-                ino_ref(m, de->a.ino, ino, S_ISREG(de->a.mode) ? de->name : NULL, S_ISDIR(de->a.mode));
+                ino_ref(m, de->a.ino, ino, S_ISREG(de->a.mode) ? de->name : NULL,
+                        S_ISDIR(de->a.mode));
         } else {
             struct stat st;
             to_stat(&de->a, &st);

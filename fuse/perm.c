@@ -15,13 +15,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int perm_decide(uint32_t mode, uint32_t fuid, uint32_t fgid, uint32_t uid, int in_group,
-                uint64_t caps, int mask)
+int perm_decide(uint32_t mode, uint32_t fuid, uint32_t uid, int in_group, uint64_t caps,
+                int mask)
 {
     unsigned bits;
     int isdir = S_ISDIR(mode);
 
-    (void)fgid;
     mask &= PERM_R | PERM_W | PERM_X;
     if (uid == fuid)
         bits = (mode >> 6) & 7;
@@ -124,8 +123,8 @@ int perm_access(perm_who *w, uint32_t mode, uint32_t fuid, uint32_t fgid, int ma
         if (((mask & ~g) == 0) != ((mask & ~o) == 0))
             in_group = perm_in_group(w, fgid);
     }
-    if (perm_decide(mode, fuid, fgid, w->uid, in_group, 0, mask) == 0)
+    if (perm_decide(mode, fuid, w->uid, in_group, 0, mask) == 0)
         return 0;
     perm_capable(w, 0);
-    return perm_decide(mode, fuid, fgid, w->uid, in_group, w->caps, mask);
+    return perm_decide(mode, fuid, w->uid, in_group, w->caps, mask);
 }

@@ -48,10 +48,10 @@ typedef struct perm_who {
 } perm_who;
 
 /* The decision alone: may a caller with uid (in the file's group or not,
- * with effective capabilities caps) access a file of this mode, owner and
- * group for mask (PERM_*)? 0 or -EACCES. */
-int perm_decide(uint32_t mode, uint32_t fuid, uint32_t fgid, uint32_t uid, int in_group,
-                uint64_t caps, int mask);
+ * with effective capabilities caps) access a file of this mode and owner
+ * for mask (PERM_*)? 0 or -EACCES. */
+int perm_decide(uint32_t mode, uint32_t fuid, uint32_t uid, int in_group, uint64_t caps,
+                int mask);
 
 /* Effective capabilities of a task from the text of /proc/<pid>/status:
  * 0 with *caps, or -EINVAL when there is no CapEff line. */

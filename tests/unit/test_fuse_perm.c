@@ -29,46 +29,46 @@ static void test_classes(void **state)
     (void)state;
     uint32_t f = S_IFREG | 0640;
     /* The owner's bits, even when the group's or others' would allow more. */
-    assert_int_equal(perm_decide(f, 10, 20, 10, 0, 0, R | W), 0);
-    assert_int_equal(perm_decide(f, 10, 20, 10, 0, 0, X), -EACCES);
-    assert_int_equal(perm_decide(S_IFREG | 0077, 10, 20, 10, 1, 0, R), -EACCES);
+    assert_int_equal(perm_decide(f, 10, 10, 0, 0, R | W), 0);
+    assert_int_equal(perm_decide(f, 10, 10, 0, 0, X), -EACCES);
+    assert_int_equal(perm_decide(S_IFREG | 0077, 10, 10, 1, 0, R), -EACCES);
     /* The group's bits for a member that is not the owner. */
-    assert_int_equal(perm_decide(f, 10, 20, 11, 1, 0, R), 0);
-    assert_int_equal(perm_decide(f, 10, 20, 11, 1, 0, W), -EACCES);
+    assert_int_equal(perm_decide(f, 10, 11, 1, 0, R), 0);
+    assert_int_equal(perm_decide(f, 10, 11, 1, 0, W), -EACCES);
     /* Others. */
-    assert_int_equal(perm_decide(f, 10, 20, 11, 0, 0, R), -EACCES);
-    assert_int_equal(perm_decide(S_IFREG | 0644, 10, 20, 11, 0, 0, R), 0);
+    assert_int_equal(perm_decide(f, 10, 11, 0, 0, R), -EACCES);
+    assert_int_equal(perm_decide(S_IFREG | 0644, 10, 11, 0, 0, R), 0);
     /* Every bit of the mask is needed. */
-    assert_int_equal(perm_decide(S_IFDIR | 0755, 0, 0, 0, 0, 0, W | X), 0);
-    assert_int_equal(perm_decide(S_IFDIR | 0555, 0, 0, 0, 0, 0, W | X), -EACCES);
-    assert_int_equal(perm_decide(S_IFDIR | 0555, 0, 0, 0, 0, 0, 0), 0);
+    assert_int_equal(perm_decide(S_IFDIR | 0755, 0, 0, 0, 0, W | X), 0);
+    assert_int_equal(perm_decide(S_IFDIR | 0555, 0, 0, 0, 0, W | X), -EACCES);
+    assert_int_equal(perm_decide(S_IFDIR | 0555, 0, 0, 0, 0, 0), 0);
 }
 
 static void test_capabilities(void **state)
 {
     (void)state;
     /* Root without capabilities is an ordinary user. */
-    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 20, 0, 0, 0, R), -EACCES);
-    assert_int_equal(perm_decide(S_IFDIR | 0500, 0, 0, 0, 0, 0, W | X), -EACCES);
+    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 0, 0, 0, R), -EACCES);
+    assert_int_equal(perm_decide(S_IFDIR | 0500, 0, 0, 0, 0, W | X), -EACCES);
     /* DAC_OVERRIDE: anything but executing a file nobody may execute. */
-    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 20, 0, 0, PERM_CAP_DAC_OVERRIDE, R | W), 0);
-    assert_int_equal(perm_decide(S_IFREG | 0600, 10, 20, 0, 0, PERM_CAP_DAC_OVERRIDE, X),
+    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 0, 0, PERM_CAP_DAC_OVERRIDE, R | W), 0);
+    assert_int_equal(perm_decide(S_IFREG | 0600, 10, 0, 0, PERM_CAP_DAC_OVERRIDE, X),
                      -EACCES);
-    assert_int_equal(perm_decide(S_IFREG | 0001, 10, 20, 0, 0, PERM_CAP_DAC_OVERRIDE, X), 0);
-    assert_int_equal(perm_decide(S_IFDIR | 0000, 10, 20, 0, 0, PERM_CAP_DAC_OVERRIDE, W | X), 0);
+    assert_int_equal(perm_decide(S_IFREG | 0001, 10, 0, 0, PERM_CAP_DAC_OVERRIDE, X), 0);
+    assert_int_equal(perm_decide(S_IFDIR | 0000, 10, 0, 0, PERM_CAP_DAC_OVERRIDE, W | X), 0);
     /* DAC_READ_SEARCH: read anything, search directories; no writing. */
-    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 20, 0, 0, PERM_CAP_DAC_READ_SEARCH, R), 0);
-    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 20, 0, 0, PERM_CAP_DAC_READ_SEARCH, W),
+    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 0, 0, PERM_CAP_DAC_READ_SEARCH, R), 0);
+    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 0, 0, PERM_CAP_DAC_READ_SEARCH, W),
                      -EACCES);
-    assert_int_equal(perm_decide(S_IFDIR | 0000, 10, 20, 0, 0, PERM_CAP_DAC_READ_SEARCH, R | X),
+    assert_int_equal(perm_decide(S_IFDIR | 0000, 10, 0, 0, PERM_CAP_DAC_READ_SEARCH, R | X),
                      0);
-    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 20, 0, 0, PERM_CAP_DAC_READ_SEARCH, X),
+    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 0, 0, PERM_CAP_DAC_READ_SEARCH, X),
                      -EACCES);
     /* Capabilities that do not concern access change nothing. */
-    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 20, 0, 0,
+    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 0, 0,
                                  PERM_CAP_FOWNER | PERM_CAP_CHOWN | PERM_CAP_FSETID, R),
                      -EACCES);
-    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 20, 0, 0, ALLCAPS, R | W), 0);
+    assert_int_equal(perm_decide(S_IFREG | 0000, 10, 0, 0, ALLCAPS, R | W), 0);
 }
 
 static void test_parse_caps(void **state)
